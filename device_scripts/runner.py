@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+"""harness on-device runner: time TFLite inference and record outputs, ON the device.
+
+Standalone on purpose: it needs only the standard library, numpy and one TFLite
+runtime (ai-edge-litert, else tflite_runtime, else tensorflow.lite), because it is
+copied as-is to Linux boards over ADB and run there. It never aggregates: it emits
+raw samples and raw outputs, and the host computes every statistic.
+
+Usage: runner.py JOB.json [--out RESULTS.jsonl]
+
+The job (schema 1) lists the cells to run, each naming its model file:
+  {"schema": 1, "cells": [{"id", "model", "delegate", "threads", "timing"}],
+   "runs": N, "min_secs": S|null, "warmup": N, "eval": NPZ|null, "outputs_dir": DIR}
+Each line written is one JSON object with "schema": 1 and "type": "hello" (runtime and
+environment), "cell" (one finished cell), or "bye". A cell line carries status
+"ok" | "unsupported" | "failed", a one-line reason, init/first times, every warm-up
+and timed invoke() sample and end-to-end sample in microseconds, peak RSS, and the
+path of an .npy file holding the eval outputs (dequantised float32).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import sys
+import time
+import traceback
+
+import numpy as np
+
+SCHEMA = 1
+DELEGATES = ("cpu", "xnnpack", "gpu", "gpu-f32", "nnapi", "npu")
+# Errors that mean "this runtime cannot run this model", not "something broke".
+_UNSUPPORTED_MARKERS = (
+    "No adapters found",
+    "Didn't find op for builtin opcode",
+    "unresolved custom op",
+    "Op builtin_code out of range",
+    "not accelerated",
+    "kLiteRtStatusErrorNotFound",
+)
+
+
+# ----------------------------------------------------------------------------- runtime
+
+
+def load_runtime() -> dict:
+    """Find a TFLite runtime; returns its name, version and Interpreter class."""
+    try:
+        from ai_edge_litert import interpreter as mod
+
+        name, version = "ai-edge-litert", _dist_version("ai-edge-litert")
+    except ImportError:
+        try:
+            from tflite_runtime import interpreter as mod
+
+            name, version = "tflite_runtime", _dist_version("tflite-runtime")
+        except ImportError:
+            import tensorflow as tf
+
+            mod, name, version = tf.lite, "tensorflow.lite", tf.__version__
+    resolver = getattr(mod, "OpResolverType", None) or getattr(
+        getattr(mod, "experimental", None), "OpResolverType", None
+    )
+    return {"name": name, "version": version, "Interpreter": mod.Interpreter, "resolver": resolver}
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:
+        return "unknown"
+
+
+# ----------------------------------------------------------------------------- environment
+
+
+def environment(runtime: dict) -> dict:
+    """Facts about this device that belong with every measurement."""
+    cpus = os.cpu_count() or 0
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "runtime": runtime["name"],
+        "runtime_version": runtime["version"],
+        "cpu_count": cpus,
+        "cpu_max_khz": [
+            _read_int(f"/sys/devices/system/cpu/cpu{i}/cpufreq/cpuinfo_max_freq")
+            for i in range(cpus)
+        ],
+        "governor": _read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _read_int(path: str) -> int | None:
+    text = _read_text(path)
+    return int(text) if text and text.isdigit() else None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0) so each cell gets its own peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_kb() -> int | None:
+    """VmHWM of this process, in KiB; falls back to getrusage's lifetime maximum."""
+    for line in (_read_text("/proc/self/status") or "").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    try:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    except Exception:
+        return None
+
+
+# ----------------------------------------------------------------------------- tensors
+
+
+def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Float data -> the tensor's dtype, with its own scale and zero point."""
+    dtype = detail["dtype"]
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(dtype, np.integer) and scale:
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    """Tensor data -> float32, undoing its scale and zero point."""
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(y.dtype, np.integer) and scale:
+        return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+    return y.astype(np.float32)
+
+
+def synthetic_input(detail: dict, shape: tuple) -> np.ndarray:
+    """Deterministic input when no eval data is given."""
+    rng = np.random.default_rng(0)
+    return quantize(rng.random(shape, dtype=np.float32), detail)
+
+
+# ----------------------------------------------------------------------------- engines
+
+
+class Unsupported(Exception):
+    """This device/runtime cannot run the cell; the message says why."""
+
+
+class InterpreterEngine:
+    """cpu / xnnpack through the classic Interpreter; timing around invoke() is exact."""
+
+    sync_point = "invoke"
+
+    def __init__(self, runtime: dict, model: str, delegate: str, threads: int):
+        kwargs = {"model_path": model, "num_threads": threads}
+        resolver = runtime["resolver"]
+        if resolver is not None:
+            kwargs["experimental_op_resolver_type"] = (
+                resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES if delegate == "cpu" else resolver.AUTO
+            )
+        elif delegate == "cpu":
+            raise Unsupported(f"{runtime['name']} cannot disable XNNPACK (no OpResolverType)")
+        self.interp = runtime["Interpreter"](**kwargs)
+        self.inputs = self.interp.get_input_details()
+        for d in self.inputs:  # dynamic batch -> 1, the on-device case
+            if -1 in list(d.get("shape_signature", d["shape"])):
+                shape = [1 if s == -1 else int(s) for s in d["shape_signature"]]
+                self.interp.resize_tensor_input(d["index"], shape)
+        self.interp.allocate_tensors()
+        self.inputs = self.interp.get_input_details()
+        self.outputs = self.interp.get_output_details()
+
+    def set_inputs(self, arrays: list) -> None:
+        for d, a in zip(self.inputs, arrays, strict=True):
+            self.interp.set_tensor(d["index"], a)
+
+    def invoke(self) -> None:
+        self.interp.invoke()
+
+    def read_outputs(self) -> list:
+        return [self.interp.get_tensor(d["index"]) for d in self.outputs]
+
+    def facts(self) -> dict:
+        return {}
+
+
+class CompiledModelEngine:
+    """gpu / gpu-f32 / npu through LiteRT's CompiledModel.
+
+    run_by_index() can return before the accelerator is done, so the timed region
+    ends when the outputs have been read back (the synchronisation point).
+    """
+
+    sync_point = "read_outputs"
+
+    def __init__(self, model: str, delegate: str, threads: int):
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+
+        accel = HardwareAccelerator.NPU if delegate == "npu" else HardwareAccelerator.GPU
+        options = None
+        if delegate == "gpu-f32":
+            options = _gpu_f32_options()
+        log = NativeStderr()
+        try:
+            with log:
+                self.model = CompiledModel.from_file(model, hardware_accel=accel, options=options)
+        except Exception as exc:  # the runtime's own reason is in what it logged
+            raise Unsupported(short_reason(log.text + "\n" + str(exc))) from exc
+        self.adapter = _adapter_line(log.text)
+        self.accelerated = bool(self.model.is_fully_accelerated())
+        self.in_buffers = self.model.create_input_buffers(0)
+        self.out_buffers = self.model.create_output_buffers(0)
+        details = self.model.get_input_tensor_details(0)
+        self.inputs = [_compiled_detail(name, d) for name, d in details.items()]
+        out_details = self.model.get_output_tensor_details(0)
+        self.outputs = [_compiled_detail(name, d) for name, d in out_details.items()]
+
+    def set_inputs(self, arrays: list) -> None:
+        for buf, a in zip(self.in_buffers, arrays, strict=True):
+            buf.write(np.ascontiguousarray(a))
+
+    def invoke(self) -> None:
+        self.model.run_by_index(0, self.in_buffers, self.out_buffers)
+
+    def read_outputs(self) -> list:
+        return [
+            buf.read(int(np.prod(d["shape"])), d["dtype"]).reshape(d["shape"])
+            for buf, d in zip(self.out_buffers, self.outputs, strict=True)
+        ]
+
+    def facts(self) -> dict:
+        return {"fully_accelerated": self.accelerated, "adapter": self.adapter}
+
+
+class NativeStderr:
+    """Captures what native code writes to fd 2 (the runtime logs its reasons there)."""
+
+    def __enter__(self):
+        import tempfile
+
+        sys.stderr.flush()
+        self._sink = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._sink.fileno(), 2)
+        self.text = ""
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._sink.seek(0)
+        self.text = self._sink.read()[-65536:].decode("utf-8", "replace")
+        self._sink.close()
+
+
+def _adapter_line(log: str) -> str | None:
+    for ln in log.splitlines():
+        if "adapter" in ln.lower() or "backend" in ln.lower():
+            return ln.strip()[:200]
+    return None
+
+
+def _gpu_f32_options():
+    from ai_edge_litert.gpu_options import GpuOptions
+    from ai_edge_litert.options import Options
+
+    return Options(gpu_options=GpuOptions(enforce_f32=True))
+
+
+def _compiled_detail(name: str, d: dict) -> dict:
+    return {
+        "name": name,
+        "shape": tuple(d["shape"]),
+        "dtype": np.dtype(d["dtype"]),
+        "quantization": d.get("quantization", (0.0, 0)),
+    }
+
+
+def make_engine(runtime: dict, model: str, delegate: str, threads: int):
+    """The engine for one cell, or Unsupported with the reason."""
+    if delegate == "nnapi":
+        raise Unsupported(f"NNAPI is an Android delegate; this device is {platform.system()}")
+    if delegate in ("cpu", "xnnpack"):
+        return InterpreterEngine(runtime, model, delegate, threads)
+    if delegate in ("gpu", "gpu-f32", "npu"):
+        if runtime["name"] != "ai-edge-litert":
+            raise Unsupported(
+                f"{delegate} needs ai-edge-litert's CompiledModel; this device has "
+                f"{runtime['name']}"
+            )
+        return CompiledModelEngine(model, delegate, threads)
+    raise Unsupported(f"unknown delegate {delegate!r}")
+
+
+def short_reason(text: str) -> str:
+    """The runtime's own words, cut to one line: the most specific error it printed."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for marker in _UNSUPPORTED_MARKERS + ("ERROR", "Error", "error"):
+        for ln in lines:
+            if marker in ln and not ln.startswith("INFO"):
+                # drop the "ERROR: [file.cc:123] " location prefix: the words are the reason
+                return re.sub(r"^(ERROR|E\d+)[^\]]*\]\s*", "", ln)[:240]
+    return (lines[0] if lines else "unknown error")[:240]
+
+
+# ----------------------------------------------------------------------------- a cell
+
+
+def run_cell(runtime: dict, job: dict, cell: dict, eval_data) -> dict:
+    """Measure one cell; every failure becomes a status and a reason, never a crash."""
+    result = {
+        "schema": SCHEMA,
+        "type": "cell",
+        "id": cell["id"],
+        "delegate": cell["delegate"],
+        "threads": cell["threads"],
+        "status": "ok",
+        "reason": None,
+    }
+    result["peak_rss_scope"] = "cell" if reset_peak_rss() else "process"
+    try:
+        t0 = time.perf_counter_ns()
+        engine = make_engine(runtime, cell["model"], cell["delegate"], cell["threads"])
+        result["init_us"] = (time.perf_counter_ns() - t0) / 1e3
+        result["sync_point"] = engine.sync_point
+        result.update(engine.facts())
+        if cell.get("timing", True):
+            result.update(time_cell(engine, job, eval_data))
+        if eval_data is not None:
+            result["eval"] = evaluate(engine, eval_data, job, cell["id"])
+    except Unsupported as exc:
+        result.update(status="unsupported", reason=str(exc))
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        unsupported = any(m in text for m in _UNSUPPORTED_MARKERS)
+        result.update(status="unsupported" if unsupported else "failed", reason=short_reason(text))
+        if not unsupported:
+            result["traceback"] = traceback.format_exc(limit=5)[-2000:]
+    result["peak_rss_kb"] = peak_rss_kb()
+    return result
+
+
+def time_cell(engine, job: dict, eval_data) -> dict:
+    """First inference, warm-up and timed runs; invoke-only and end-to-end samples."""
+    inputs = _timing_inputs(engine, eval_data)
+    sync_on_read = engine.sync_point == "read_outputs"
+    ns = time.perf_counter_ns
+
+    engine.set_inputs(inputs)
+    t0 = ns()
+    engine.invoke()
+    if sync_on_read:
+        engine.read_outputs()
+    first_us = (ns() - t0) / 1e3
+    warmup = []
+    for _ in range(int(job.get("warmup", 0))):
+        t0 = ns()
+        engine.invoke()
+        if sync_on_read:
+            engine.read_outputs()
+        warmup.append((ns() - t0) / 1e3)
+
+    runs, min_secs = int(job.get("runs") or 1), job.get("min_secs")
+    invoke_us, e2e_us = [], []
+    start = ns()
+    while len(invoke_us) < runs or (min_secs and (ns() - start) < min_secs * 1e9):
+        t0 = ns()
+        engine.set_inputs(inputs)
+        t1 = ns()
+        engine.invoke()
+        if sync_on_read:
+            engine.read_outputs()
+        t2 = ns()
+        if not sync_on_read:
+            engine.read_outputs()
+        t3 = ns()
+        invoke_us.append((t2 - t1) / 1e3)
+        e2e_us.append((t3 - t0) / 1e3)
+        if job.get("max_runs") and len(invoke_us) >= job["max_runs"]:
+            break
+    return {"first_us": first_us, "warmup_us": warmup, "invoke_us": invoke_us, "e2e_us": e2e_us}
+
+
+def _timing_inputs(engine, eval_data) -> list:
+    arrays = []
+    for i, d in enumerate(engine.inputs):
+        shape = tuple(int(s) for s in d["shape"])
+        if eval_data is not None and i == 0:
+            arrays.append(quantize(np.asarray(eval_data[:1], dtype=np.float32), d).reshape(shape))
+        else:
+            arrays.append(synthetic_input(d, shape))
+    return arrays
+
+
+def evaluate(engine, x: np.ndarray, job: dict, cell_id: str) -> dict:
+    """Run every eval sample (batch 1) and save the dequantised first output."""
+    d_in, d_out = engine.inputs[0], engine.outputs[0]
+    shape = tuple(int(s) for s in d_in["shape"])
+    if tuple(x.shape[1:]) != shape[1:]:
+        raise ValueError(
+            f"eval x has samples of shape {tuple(x.shape[1:])}, the model expects {shape[1:]}"
+        )
+    outputs = []
+    for sample in x:
+        engine.set_inputs(
+            [quantize(np.asarray(sample[None], dtype=np.float32), d_in)]
+            + [synthetic_input(d, tuple(d["shape"])) for d in engine.inputs[1:]]
+        )
+        engine.invoke()
+        outputs.append(dequantize(np.asarray(engine.read_outputs()[0]), d_out).reshape(-1))
+    path = os.path.join(job["outputs_dir"], f"{cell_id}.npy")
+    np.save(path, np.stack(outputs).astype(np.float32))
+    return {"n": len(outputs), "outputs_file": os.path.basename(path)}
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def load_eval(path: str | None):
+    if not path:
+        return None
+    with np.load(path, allow_pickle=False) as npz:
+        return np.asarray(npz["x"], dtype=np.float32)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    with open(argv[0]) as f:
+        job = json.load(f)
+    out_path = argv[argv.index("--out") + 1] if "--out" in argv else None
+    out = open(out_path, "a") if out_path else None  # noqa: SIM115 - lives for the whole run
+
+    def emit(doc: dict) -> None:
+        line = json.dumps(doc)
+        print(line, flush=True)
+        if out:
+            out.write(line + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+
+    if job.get("schema") != SCHEMA:
+        emit({"schema": SCHEMA, "type": "error", "reason": f"job schema {job.get('schema')}"})
+        return 2
+    runtime = load_runtime()
+    emit({"schema": SCHEMA, "type": "hello", "env": environment(runtime)})
+    if job.get("outputs_dir"):
+        os.makedirs(job["outputs_dir"], exist_ok=True)
+    eval_data = load_eval(job.get("eval"))
+    for cell in job["cells"]:
+        emit(run_cell(runtime, job, cell, eval_data))
+    emit({"schema": SCHEMA, "type": "bye"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

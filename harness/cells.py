@@ -1,0 +1,76 @@
+"""The values that flow through a run: Cell (what to measure) -> CellRecord (what was).
+
+Frozen dataclasses with to_dict/from_dict, so every arrow in the data flow produces
+something serialisable (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from harness.measure.stats import LatencyStats
+
+STATUSES = ("ok", "unsupported", "failed")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement to make: a model variant on a device with a delegate and threads."""
+
+    device: str
+    model: str
+    variant: str
+    delegate: str
+    threads: int
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the cell within a run (used for resume and de-duplication)."""
+        return f"{self.device}|{self.model}|{self.variant}|{self.delegate}|{self.threads}"
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe id for the on-device job."""
+        return f"{self.model}-{self.variant}-{self.delegate}-t{self.threads}".replace("/", "_")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """Everything measured for one cell, as stored (append-only) and reported."""
+
+    cell: Cell
+    status: str
+    reason: str | None = None
+    model_sha256: str | None = None
+    size_bytes: int | None = None
+    init_us: float | None = None
+    first_us: float | None = None
+    latency: LatencyStats | None = None
+    end_to_end: LatencyStats | None = None
+    peak_rss_kb: int | None = None
+    accuracy: float | None = None
+    drift: dict | None = None
+    samples: dict = field(default_factory=dict)  # invoke_us, e2e_us, warmup_us: raw lists
+    env: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["cell"] = self.cell.to_dict()
+        d["latency"] = self.latency.to_dict() if self.latency else None
+        d["end_to_end"] = self.end_to_end.to_dict() if self.end_to_end else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CellRecord:
+        d = dict(d)
+        d["cell"] = Cell(**d["cell"])
+        for k in ("latency", "end_to_end"):
+            d[k] = LatencyStats.from_dict(d[k]) if d.get(k) else None
+        return cls(**d)
+
+    def with_(self, **changes) -> CellRecord:
+        return replace(self, **changes)

@@ -1,0 +1,91 @@
+"""Plan expansion: model variants x delegates x threads -> cells for one device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.cells import Cell
+from harness.convert.pipeline import MANIFEST_NAME, load_manifest
+from harness.convert.tflite_info import TfliteInfo, inspect_tflite
+from harness.errors import HarnessError
+
+DELEGATES = ("cpu", "xnnpack", "gpu", "gpu-f32", "nnapi", "npu")
+REFERENCE = ("fp32", "cpu")  # drift is always measured against fp32 on plain CPU kernels
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """A .tflite file on the host, ready to be sent to a device."""
+
+    model: str
+    variant: str
+    path: Path
+    info: TfliteInfo
+
+
+def load_variants(path: Path, only: tuple[str, ...] | None = None) -> list[ModelVariant]:
+    """Variants from a `harness convert` directory, or a single .tflite kept as fp32."""
+    path = Path(path)
+    if not path.exists():
+        raise HarnessError(f"model not found: {path}")
+    if path.is_file():
+        info = inspect_tflite(_read(path), label=str(path))
+        found = [ModelVariant(path.stem, "fp32", path, info)]
+    elif (path / MANIFEST_NAME).is_file():
+        doc = load_manifest(path)
+        model = Path(doc["source"]["path"]).stem or path.name
+        found = [
+            ModelVariant(model, v["name"], path / v["file"], TfliteInfo.from_dict(v))
+            for v in doc["variants"]
+        ]
+        for v in found:
+            if not v.path.is_file():
+                raise HarnessError(f"{v.path}: listed in the manifest but missing")
+    else:
+        raise HarnessError(f"{path}: neither a .tflite file nor a directory with {MANIFEST_NAME}")
+    if only:
+        unknown = sorted(set(only) - {v.variant for v in found})
+        if unknown:
+            have = ", ".join(v.variant for v in found)
+            raise HarnessError(f"variant {', '.join(unknown)} not in {path} (it has {have})")
+        found = [v for v in found if v.variant in only]
+    return found
+
+
+def parse_delegates(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in DELEGATES]
+    if unknown or not names:
+        raise HarnessError(
+            f"unknown delegate {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(DELEGATES)}"
+        )
+    return names
+
+
+def parse_threads(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(dict.fromkeys(int(t) for t in text.split(",") if t.strip()))
+    except ValueError as exc:
+        raise HarnessError(f"threads must be positive integers, got {text!r}") from exc
+    if not values or any(t < 1 for t in values):
+        raise HarnessError(f"threads must be positive integers, got {text!r}")
+    return values
+
+
+def expand(
+    device: str, variants: list[ModelVariant], delegates: tuple[str, ...], threads: tuple[int, ...]
+) -> list[Cell]:
+    """Every combination, fp32/cpu first so the drift reference exists before it is needed."""
+    cells = [
+        Cell(device, v.model, v.variant, d, t) for v in variants for d in delegates for t in threads
+    ]
+    return sorted(cells, key=lambda c: (c.model, (c.variant, c.delegate) != REFERENCE))
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise HarnessError(f"cannot read {path}: {exc.strerror}") from exc

@@ -1,0 +1,175 @@
+"""Run a plan of cells on one device and commit each cell to the store as it finishes."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.cells import Cell, CellRecord
+from harness.convert.tflite_info import TensorSpec
+from harness.devices.base import Device
+from harness.errors import HarnessError
+from harness.lab.plan import REFERENCE, ModelVariant, expand, load_variants
+from harness.measure.summarize import summarize
+from harness.runners.python_runner import JobCell, TimingConfig, run_cells
+from harness.store.store import Store
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything `harness run` needs, serialisable so `--resume` can rebuild it."""
+
+    model: Path
+    device: str = "local"
+    variants: tuple[str, ...] | None = None
+    delegates: tuple[str, ...] = ("cpu", "xnnpack")
+    threads: tuple[int, ...] = (1,)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    eval_path: Path | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return d | {"model": str(self.model), "eval_path": str(self.eval_path or "") or None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunSpec:
+        return cls(
+            model=Path(d["model"]),
+            device=d["device"],
+            variants=tuple(d["variants"]) if d.get("variants") else None,
+            delegates=tuple(d["delegates"]),
+            threads=tuple(d["threads"]),
+            timing=TimingConfig(**d["timing"]),
+            eval_path=Path(d["eval_path"]) if d.get("eval_path") else None,
+        )
+
+
+@dataclass(frozen=True)
+class EvalData:
+    x: np.ndarray
+    y: np.ndarray | None
+
+
+def plan_run(spec: RunSpec) -> tuple[list[ModelVariant], list[Cell]]:
+    """Validate the spec against the model files and expand it into cells."""
+    variants = load_variants(spec.model, spec.variants)
+    return variants, expand(spec.device, variants, spec.delegates, spec.threads)
+
+
+def run_sweep(
+    spec: RunSpec,
+    store: Store,
+    device: Device,
+    run_id: str | None = None,
+    on_cell: Callable[[CellRecord], None] = lambda _: None,
+    command: str | None = None,
+) -> str:
+    """Measure every cell not yet stored under `run_id` (a new run when None)."""
+    variants, cells = plan_run(spec)
+    data = load_eval(spec.eval_path, variants[0].info.inputs[0]) if spec.eval_path else None
+    if run_id is None:
+        run_id = store.create_run(spec.to_dict(), command=command)
+    done = store.done_keys(run_id)
+    todo = [c for c in cells if c.key not in done]
+    by_name = {(v.model, v.variant): v for v in variants}
+    references = _stored_references(store, run_id, cells, done) if data else {}
+
+    job, cell_of = [], {}
+    ref_of = _reference_jobs(spec, cells, done, references) if data else {}
+    job += ref_of.values()
+    for i, c in enumerate(todo):
+        v = by_name[(c.model, c.variant)]
+        jc = JobCell(f"c{i}", v.path, v.info.sha256, c.delegate, c.threads)
+        cell_of[jc.id] = c
+        job.append(jc)
+
+    try:
+        for jc, raw in run_cells(device, job, spec.timing, spec.eval_path if data else None):
+            outputs = (raw.get("eval") or {}).get("outputs")
+            if jc.id not in cell_of:  # a reference-only pass: keep its outputs for drift
+                references[next(m for m, r in ref_of.items() if r.id == jc.id)] = outputs
+                continue
+            c = cell_of[jc.id]
+            if (c.variant, c.delegate) == REFERENCE and c.model not in references:
+                references[c.model] = outputs if raw.get("status") == "ok" else None
+            v = by_name[(c.model, c.variant)]
+            record = summarize(
+                c,
+                v.info.sha256,
+                v.info.size_bytes,
+                raw,
+                data.y if data else None,
+                references.get(c.model),
+            )
+            store.add_cell(run_id, record, _npy(outputs))
+            on_cell(record)
+    except BaseException:
+        store.finish_run(run_id, "interrupted")
+        raise
+    store.finish_run(run_id, "complete")
+    return run_id
+
+
+def load_eval(path: Path, spec: TensorSpec) -> EvalData:
+    """Read and validate eval data against the model's first input."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "x" not in npz:
+                raise HarnessError(f"{path}: eval file has no array named 'x'")
+            x = np.asarray(npz["x"])
+            y = np.asarray(npz["y"]) if "y" in npz else None
+    except FileNotFoundError as exc:
+        raise HarnessError(f"eval file not found: {path}") from exc
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"{path}: not a readable .npz ({exc})") from exc
+    want = tuple(spec.shape_signature[1:])
+    if x.ndim == 0 or tuple(x.shape[1:]) != want:
+        raise HarnessError(
+            f"{path}: x has samples of shape {tuple(x.shape[1:])}, the model expects {want}"
+        )
+    if not np.issubdtype(x.dtype, np.number) or len(x) == 0:
+        raise HarnessError(f"{path}: x must be a non-empty numeric array, got {x.dtype}")
+    if y is not None and (len(y) != len(x) or not np.issubdtype(y.dtype, np.integer)):
+        raise HarnessError(f"{path}: y must hold one integer label per sample of x")
+    return EvalData(x, y)
+
+
+def _reference_jobs(
+    spec: RunSpec, cells: list[Cell], done: set[str], references: dict
+) -> dict[str, JobCell]:
+    """Eval-only fp32/cpu passes for models whose reference cell is not in the plan."""
+    planned = {c.model for c in cells if (c.variant, c.delegate) == REFERENCE}
+    need = {c.model for c in cells if c.key not in done} - planned - set(references)
+    if not need:
+        return {}
+    try:
+        fp32 = {v.model: v for v in load_variants(spec.model, ("fp32",))}
+    except HarnessError:
+        return {}  # no fp32 variant at all: drift stays null
+    return {
+        m: JobCell(f"ref{i}", fp32[m].path, fp32[m].info.sha256, "cpu", 1, timing=False)
+        for i, m in enumerate(sorted(need))
+        if m in fp32
+    }
+
+
+def _stored_references(store: Store, run_id: str, cells: list[Cell], done: set[str]) -> dict:
+    refs = {}
+    for c in cells:
+        if (c.variant, c.delegate) == REFERENCE and c.key in done and c.model not in refs:
+            blob = store.outputs(run_id, c.key)
+            if blob:
+                refs[c.model] = np.load(io.BytesIO(blob), allow_pickle=False)
+    return refs
+
+
+def _npy(arr: np.ndarray | None) -> bytes | None:
+    if arr is None:
+        return None
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()

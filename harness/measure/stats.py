@@ -1,0 +1,83 @@
+"""Latency statistics from raw samples: pure functions, no I/O.
+
+Samples are never dropped: outliers (Tukey's fences) are counted and reported, and
+every figure is computed on all samples. The confidence interval of the median is
+distribution-free (order statistics with the normal approximation of the binomial),
+because latency distributions are skewed and often multi-modal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of one series of latency samples (microseconds)."""
+
+    n: int
+    median: float
+    p90: float
+    p99: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    ci_low: float
+    ci_high: float
+    outliers: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LatencyStats:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
+
+def latency_stats(samples) -> LatencyStats | None:
+    """Summarise samples; None for an empty series (a cell that did not run)."""
+    x = np.sort(np.asarray(samples, dtype=np.float64))
+    n = len(x)
+    if n == 0:
+        return None
+    p50, p90, p99 = np.percentile(x, [50, 90, 99])
+    lo, hi = median_ci(x)
+    return LatencyStats(
+        n=n,
+        median=float(p50),
+        p90=float(p90),
+        p99=float(p99),
+        mean=float(x.mean()),
+        std=float(x.std(ddof=1)) if n > 1 else 0.0,
+        min=float(x[0]),
+        max=float(x[-1]),
+        ci_low=lo,
+        ci_high=hi,
+        outliers=count_outliers(x),
+    )
+
+
+def median_ci(sorted_x: np.ndarray, z: float = Z_95) -> tuple[float, float]:
+    """Distribution-free CI of the median from order statistics (sorted input)."""
+    n = len(sorted_x)
+    if n < 6:  # too few samples for the approximation: be honest, use the range
+        return float(sorted_x[0]), float(sorted_x[-1])
+    half = z * math.sqrt(n) / 2
+    lo = max(int(math.floor(n / 2 - half)), 1)
+    hi = min(int(math.ceil(n / 2 + 1 + half)), n)
+    return float(sorted_x[lo - 1]), float(sorted_x[hi - 1])
+
+
+def count_outliers(x: np.ndarray, k: float = 1.5) -> int:
+    """Samples outside Tukey's fences [Q1 - k*IQR, Q3 + k*IQR]."""
+    if len(x) < 4:
+        return 0
+    q1, q3 = np.percentile(x, [25, 75])
+    iqr = q3 - q1
+    return int(np.count_nonzero((x < q1 - k * iqr) | (x > q3 + k * iqr)))

@@ -1,0 +1,62 @@
+"""Raw runner result -> CellRecord: statistics, accuracy and drift, computed on the host."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.cells import Cell, CellRecord
+from harness.measure.accuracy import output_drift, top1_accuracy
+from harness.measure.stats import latency_stats
+
+STATUSES = ("ok", "unsupported", "failed")
+
+
+def summarize(
+    cell: Cell,
+    sha256: str,
+    size_bytes: int,
+    raw: dict,
+    labels: np.ndarray | None,
+    reference: np.ndarray | None,
+) -> CellRecord:
+    """Build the stored record of one cell from what the device reported."""
+    status = raw.get("status") if raw.get("status") in STATUSES else "failed"
+    reason = raw.get("reason")
+    samples = {
+        k: [float(v) for v in raw.get(k) or []] for k in ("invoke_us", "e2e_us", "warmup_us")
+    }
+    if status == "ok" and not samples["invoke_us"]:
+        status, reason = "failed", "runner reported no timed samples"
+    outputs = (raw.get("eval") or {}).get("outputs")
+    accuracy = drift = None
+    if status == "ok" and outputs is not None:
+        if labels is not None and len(labels) == len(outputs):
+            accuracy = top1_accuracy(outputs, labels)
+        if reference is not None and reference.shape == outputs.shape:
+            drift = output_drift(outputs, reference).to_dict()
+    extra = {
+        k: raw[k]
+        for k in ("sync_point", "fully_accelerated", "adapter", "peak_rss_scope", "traceback")
+        if raw.get(k) is not None
+    }
+    return CellRecord(
+        cell=cell,
+        status=status,
+        reason=(str(reason)[:500] if reason else None),
+        model_sha256=sha256,
+        size_bytes=size_bytes,
+        init_us=_num(raw.get("init_us")),
+        first_us=_num(raw.get("first_us")),
+        latency=latency_stats(samples["invoke_us"]) if status == "ok" else None,
+        end_to_end=latency_stats(samples["e2e_us"]) if status == "ok" else None,
+        peak_rss_kb=int(raw["peak_rss_kb"]) if isinstance(raw.get("peak_rss_kb"), int) else None,
+        accuracy=accuracy,
+        drift=drift,
+        samples=samples,
+        env=raw.get("env") or {},
+        extra=extra,
+    )
+
+
+def _num(v) -> float | None:
+    return float(v) if isinstance(v, int | float) else None

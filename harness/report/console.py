@@ -1,0 +1,146 @@
+"""Terminal rendering with rich: readable at 80 columns, colour only on a TTY."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from harness.cells import CellRecord
+from harness.convert.pipeline import ConvertResult
+from harness.report.document import pareto_flags
+
+
+def console() -> Console:
+    """stdout console; rich drops colour by itself when stdout is not a terminal."""
+    return Console(highlight=False)
+
+
+def render_convert(result: ConvertResult) -> None:
+    """One line per variant: size, hash prefix, ops, cache status."""
+    out = console()
+    table = Table(
+        title=f"{result.source.path} -> {result.manifest_path.parent}", title_justify="left"
+    )
+    for col, justify in [
+        ("variant", "left"),
+        ("size", "right"),
+        ("sha256", "left"),
+        ("input", "left"),
+        ("ops", "right"),
+        ("cache", "left"),
+    ]:
+        table.add_column(col, justify=justify)
+    for v in result.variants:
+        inp = v.info.inputs[0] if v.info.inputs else None
+        table.add_row(
+            v.name,
+            _size(v.info.size_bytes),
+            v.info.sha256[:12],
+            f"{inp.dtype}{list(inp.shape_signature)}" if inp else "-",
+            str(sum(op.count for op in v.info.ops)),
+            "hit" if v.cache_hit else "converted",
+        )
+    out.print(table)
+    if result.all_cached:
+        out.print("cache hit: all variants reused, no TensorFlow work done")
+    out.print(f"manifest: {result.manifest_path}")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f}{unit[0]}" if unit == "B" else f"{n:.0f}{unit[0]}"
+        n /= 1024
+    return str(n)
+
+
+def render_run(run_id: str, records: list[CellRecord], out: Console | None = None) -> None:
+    """Per device: cells sorted by steady-state median, Pareto-optimal cells starred."""
+    out = out or console()
+    pareto = pareto_flags(records)
+    for device in dict.fromkeys(r.cell.device for r in records):
+        rows = sorted((r for r in records if r.cell.device == device), key=_sort_key)
+        table = Table(
+            title=f"run {run_id} · device {device}",
+            title_justify="left",
+            caption="* Pareto-optimal (latency vs accuracy); times in µs, init in ms",
+            caption_justify="left",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1),
+            collapse_padding=True,
+            pad_edge=False,
+        )
+        for col in (
+            "variant",
+            "deleg",
+            "thr",
+            "median",
+            "p90",
+            "e2e",
+            "init",
+            "acc",
+            "drift",
+            "size",
+        ):
+            table.add_column(
+                col, justify="left" if col in ("variant", "deleg") else "right", no_wrap=True
+            )
+        notes: dict[tuple, list[str]] = {}
+        for r in rows:
+            c = r.cell
+            star = "*" if pareto.get(id(r)) else ""
+            if r.status != "ok":
+                notes.setdefault((r.status, r.reason), []).append(
+                    f"{c.variant}/{c.delegate}/t{c.threads}"
+                )
+                table.add_row(
+                    c.variant,
+                    c.delegate,
+                    str(c.threads),
+                    f"[yellow]{r.status}[/]",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    _size(r.size_bytes),
+                )
+                continue
+            drift = (r.drift or {}).get("max_abs")
+            table.add_row(
+                c.variant + star,
+                c.delegate,
+                str(c.threads),
+                _us(r.latency.median),
+                _us(r.latency.p90),
+                _us(r.end_to_end.median if r.end_to_end else None),
+                _ms(r.init_us),
+                "-" if r.accuracy is None else f"{r.accuracy:.3f}",
+                "-" if drift is None else f"{drift:.0e}",
+                _size(r.size_bytes),
+            )
+        out.print(table)
+        for (status, reason), cells in notes.items():
+            out.print(
+                f"{status} ({len(cells)}: {', '.join(cells[:4])}"
+                f"{', ...' if len(cells) > 4 else ''}): {reason}",
+                markup=False,
+            )
+
+
+def _sort_key(r: CellRecord):
+    order = {"ok": 0, "unsupported": 1, "failed": 2}
+    return (order.get(r.status, 3), r.latency.median if r.latency else 0.0)
+
+
+def _us(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.1f}" if v < 1000 else f"{v:,.0f}"
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v / 1000:.1f}"

@@ -1,0 +1,74 @@
+"""The `--json` run document: a stable contract that users' scripts rely on.
+
+Schema 1 fields are never renamed or removed; new fields may be added.
+"""
+
+from __future__ import annotations
+
+from harness.cells import CellRecord
+from harness.measure.pareto import pareto_front
+
+DOCUMENT_SCHEMA = 1
+_LATENCY_KEYS = (
+    "median",
+    "p90",
+    "p99",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "n",
+    "min",
+    "max",
+    "outliers",
+)
+
+
+def run_document(run_id: str, records: list[CellRecord], run_status: str | None = None) -> dict:
+    """{"schema", "run_id", "cells": [...]} with Pareto flags per device."""
+    pareto = pareto_flags(records)
+    return {
+        "schema": DOCUMENT_SCHEMA,
+        "run_id": run_id,
+        "status": run_status,
+        "cells": [cell_document(r, pareto.get(id(r), False)) for r in records],
+    }
+
+
+def cell_document(r: CellRecord, on_front: bool) -> dict:
+    c = r.cell
+    latency = {"init": r.init_us, "first": r.first_us}
+    latency |= {k: getattr(r.latency, k) if r.latency else None for k in _LATENCY_KEYS}
+    return {
+        "device": c.device,
+        "model": c.model,
+        "variant": c.variant,
+        "delegate": c.delegate,
+        "threads": c.threads,
+        "status": r.status,
+        "reason": r.reason,
+        "latency_us": latency,
+        "end_to_end_us": {
+            "median": r.end_to_end.median if r.end_to_end else None,
+            "p90": r.end_to_end.p90 if r.end_to_end else None,
+        },
+        "peak_rss_mb": round(r.peak_rss_kb / 1024, 3) if r.peak_rss_kb else None,
+        "accuracy": r.accuracy,
+        "drift": r.drift or {"max_abs": None, "mean_abs": None, "top1_agreement": None},
+        "model_sha256": r.model_sha256,
+        "size_bytes": r.size_bytes,
+        "pareto": on_front,
+        "extra": r.extra,
+    }
+
+
+def pareto_flags(records: list[CellRecord]) -> dict[int, bool]:
+    """id(record) -> on the latency/accuracy front of its device (ok cells only)."""
+    flags: dict[int, bool] = {}
+    for device in dict.fromkeys(r.cell.device for r in records):
+        ok = [r for r in records if r.cell.device == device and r.status == "ok" and r.latency]
+        for r, f in zip(
+            ok, pareto_front([(r.latency.median, r.accuracy) for r in ok]), strict=True
+        ):
+            flags[id(r)] = f
+    return flags

@@ -1,0 +1,226 @@
+"""The results store: append-only runs and cells. It stores; it never computes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from harness.cells import Cell, CellRecord
+from harness.errors import HarnessError
+from harness.measure.stats import LatencyStats
+from harness.store import schema
+
+STORE_ENV = "HARNESS_STORE"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run's header row."""
+
+    run_id: str
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    status: str
+    command: str | None
+    config: dict
+    tag: str | None
+
+
+def default_store_url() -> str:
+    """$HARNESS_STORE, else an SQLite file under the user's data directory."""
+    if url := os.environ.get(STORE_ENV):
+        return url
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return f"sqlite:///{base / 'harness' / 'results.db'}"
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC time plus a random suffix."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+class Store:
+    """A handle on one results database."""
+
+    def __init__(self, url: str | None = None):
+        self.url = url or default_store_url()
+        self.engine = _connect(self.url)
+        self._ensure_schema()
+
+    # -- runs ---------------------------------------------------------------------
+
+    def create_run(
+        self,
+        config: dict,
+        command: str | None = None,
+        tag: str | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Insert a run header with status 'running' and return its id."""
+        run_id = run_id or new_run_id()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(schema.runs).values(
+                    run_id=run_id,
+                    created_at=_now(),
+                    status="running",
+                    command=command,
+                    config=config,
+                    tag=tag,
+                )
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str = "complete") -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(schema.runs)
+                .where(schema.runs.c.run_id == run_id)
+                .values(status=status, finished_at=_now())
+            )
+
+    def get_run(self, run_id: str) -> RunInfo:
+        """The run's header; HarnessError when no such run exists."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).first()
+        if row is None:
+            raise HarnessError(f"no run {run_id!r} in {self.url}")
+        return RunInfo(**row._mapping)
+
+    def list_runs(self, limit: int = 20) -> list[RunInfo]:
+        q = select(schema.runs).order_by(schema.runs.c.created_at.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [RunInfo(**r._mapping) for r in conn.execute(q)]
+
+    # -- cells --------------------------------------------------------------------
+
+    def add_cell(self, run_id: str, record: CellRecord, outputs: bytes | None = None) -> bool:
+        """Commit one finished cell at once; False if the run already holds it."""
+        c = record.cell
+        row = {
+            "run_id": run_id,
+            "cell_key": c.key,
+            "device": c.device,
+            "model": c.model,
+            "variant": c.variant,
+            "delegate": c.delegate,
+            "threads": c.threads,
+            "status": record.status,
+            "reason": record.reason,
+            "model_sha256": record.model_sha256,
+            "size_bytes": record.size_bytes,
+            "init_us": record.init_us,
+            "first_us": record.first_us,
+            "latency": record.latency.to_dict() if record.latency else None,
+            "end_to_end": record.end_to_end.to_dict() if record.end_to_end else None,
+            "peak_rss_kb": record.peak_rss_kb,
+            "accuracy": record.accuracy,
+            "drift": record.drift,
+            "samples": record.samples,
+            "env": record.env,
+            "extra": record.extra,
+            "outputs": outputs,
+            "created_at": _now(),
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(schema.cells).values(**row))
+        except IntegrityError:
+            return False
+        return True
+
+    def cells(self, run_id: str) -> list[CellRecord]:
+        """Every stored cell of a run, in the order they were committed."""
+        q = select(schema.cells).where(schema.cells.c.run_id == run_id).order_by(schema.cells.c.id)
+        with self.engine.connect() as conn:
+            return [_record(r._mapping) for r in conn.execute(q)]
+
+    def done_keys(self, run_id: str) -> set[str]:
+        q = select(schema.cells.c.cell_key).where(schema.cells.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(q)}
+
+    def outputs(self, run_id: str, cell_key: str) -> bytes | None:
+        q = select(schema.cells.c.outputs).where(
+            schema.cells.c.run_id == run_id, schema.cells.c.cell_key == cell_key
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return row[0] if row else None
+
+    # -- schema -------------------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        try:
+            schema.metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+                ).first()
+                if row is None:
+                    conn.execute(
+                        insert(schema.meta).values(
+                            key="schema_version", value=str(schema.SCHEMA_VERSION)
+                        )
+                    )
+                elif int(row[0]) > schema.SCHEMA_VERSION:
+                    raise HarnessError(
+                        f"store {self.url} has schema {row[0]}, newer than this "
+                        f"harness understands ({schema.SCHEMA_VERSION}); upgrade"
+                    )
+        except OperationalError as exc:
+            raise HarnessError(f"cannot open store {self.url}: {_first_line(exc)}") from exc
+
+
+def _connect(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if str(path) not in ("", ":memory:"):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise HarnessError(
+                    f"cannot create store directory {path.parent}: {exc.strerror}"
+                ) from exc
+            if not path.exists():
+                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)  # owner-only from birth
+                os.close(fd)
+    try:
+        return create_engine(url, future=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise HarnessError(f"bad store URL {url!r}: {_first_line(exc)}") from exc
+
+
+def _record(m) -> CellRecord:
+    return CellRecord(
+        cell=Cell(m["device"], m["model"], m["variant"], m["delegate"], m["threads"]),
+        status=m["status"],
+        reason=m["reason"],
+        model_sha256=m["model_sha256"],
+        size_bytes=m["size_bytes"],
+        init_us=m["init_us"],
+        first_us=m["first_us"],
+        latency=LatencyStats.from_dict(m["latency"]) if m["latency"] else None,
+        end_to_end=LatencyStats.from_dict(m["end_to_end"]) if m["end_to_end"] else None,
+        peak_rss_kb=m["peak_rss_kb"],
+        accuracy=m["accuracy"],
+        drift=m["drift"],
+        samples=m["samples"] or {},
+        env=m["env"] or {},
+        extra=m["extra"] or {},
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
