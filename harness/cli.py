@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -31,3 +33,109 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory for the .tflite variants and manifest.json.")
+@click.option("--variants", default="fp32,fp16,dynamic,int8", show_default=True,
+              help="Comma-separated: fp32, fp16, dynamic, int8.")
+@click.option("--calibration", type=click.Path(path_type=Path),
+              help=".npz with 'x': representative inputs for int8.")
+@click.option("--int8-io", is_flag=True, help="int8 variant takes and returns int8 tensors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def convert(source, out_dir, variants, calibration, int8_io, as_json) -> None:
+    """Convert a Keras/SavedModel/.tflite SOURCE into TFLite variants."""
+    from harness.convert.pipeline import ConvertSpec, convert_model, manifest_dict
+    from harness.convert.variants import parse_variants
+    from harness.report.console import render_convert
+
+    spec = ConvertSpec(source, out_dir, parse_variants(variants), calibration, int8_io)
+    say = (lambda _: None) if as_json else (lambda msg: click.echo(f"  {msg}", err=True))
+    result = convert_model(spec, progress=say)
+    if as_json:
+        click.echo(json.dumps(manifest_dict(result), indent=2))
+    else:
+        render_convert(result)
+
+
+@cli.command()
+@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.option("--device", default="local", show_default=True, help="Device to run on.")
+@click.option("--variants", help="Comma-separated variants (default: all in the manifest).")
+@click.option("--delegates", default="cpu,xnnpack", show_default=True,
+              help="Comma-separated: cpu, xnnpack, gpu, gpu-f32, nnapi, npu.")
+@click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts.")
+@click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Timed invoke() runs per cell (a minimum when --min-secs is given).")
+@click.option("--min-secs", type=click.FloatRange(min=0), help="Time each cell at least this long.")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--eval", "eval_path", type=click.Path(path_type=Path),
+              help=".npz with 'x' (and optional labels 'y') for on-device accuracy and drift.")
+@click.option("--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite).")
+@click.option("--resume", "resume_id", help="Finish an interrupted run: skip its stored cells.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run document as JSON.")
+def run(model, device, variants, delegates, threads, runs, min_secs, warmup, eval_path,
+        store_url, resume_id, as_json) -> None:
+    """Time MODEL (a convert directory or a .tflite) on a device; store every sample."""
+    from harness.devices.registry import open_device
+    from harness.lab.plan import parse_delegates, parse_threads
+    from harness.lab.sweep import RunSpec, plan_run, run_sweep
+    from harness.report.console import render_run
+    from harness.report.document import run_document
+    from harness.runners.python_runner import TimingConfig
+    from harness.store.store import Store
+
+    store = Store(store_url)
+    if resume_id:
+        spec = RunSpec.from_dict(store.get_run(resume_id).config)
+    elif model is None:
+        raise HarnessError("give a MODEL (a convert output directory or a .tflite) or --resume RUN_ID")
+    else:
+        spec = RunSpec(
+            model=model, device=device,
+            variants=tuple(v.strip() for v in variants.split(",") if v.strip()) if variants else None,
+            delegates=parse_delegates(delegates), threads=parse_threads(threads),
+            timing=TimingConfig(runs=runs, min_secs=min_secs, warmup=warmup),
+            eval_path=eval_path,
+        )
+    _, cells = plan_run(spec)
+    dev = open_device(spec.device)
+    with _progress(len(cells), enabled=not as_json) as advance:
+        run_id = run_sweep(spec, store, dev, run_id=resume_id, on_cell=advance,
+                           command=" ".join(sys.argv))
+    records = store.cells(run_id)
+    if as_json:
+        click.echo(json.dumps(run_document(run_id, records, store.get_run(run_id).status), indent=2))
+    else:
+        render_run(run_id, records)
+        click.echo(f"stored in {store.url} as run {run_id}")
+
+
+def _progress(total: int, enabled: bool):
+    """A transient progress bar on stderr (only on a terminal); yields an advance callback."""
+    import contextlib
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    err = Console(stderr=True)
+
+    @contextlib.contextmanager
+    def bar():
+        if not (enabled and err.is_terminal):
+            yield lambda _record: None
+            return
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True) as progress:
+            task = progress.add_task("measuring", total=total)
+
+            def advance(record) -> None:
+                c = record.cell
+                progress.update(task, advance=1,
+                                description=f"{c.variant}/{c.delegate}/t{c.threads}")
+
+            yield advance
+
+    return bar()
