@@ -139,3 +139,76 @@ def _progress(total: int, enabled: bool):
             yield advance
 
     return bar()
+
+
+@cli.command("serve-device")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=5555, show_default=True, help="TCP port; 0 = any.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory that is '/' on the device (default: a temporary directory).",
+)
+@click.option(
+    "--props",
+    "props_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Device properties: JSON object or key=value lines.",
+)
+@click.option(
+    "--authorized-keys",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="adb_keys file (adbkey.pub lines) of hosts allowed to connect.",
+)
+@click.option("--no-auth", is_flag=True, help="Accept any host (loopback addresses only).")
+@click.option(
+    "--maxdata",
+    type=click.Choice(["4096", "262144", "1048576"]),
+    default="1048576",
+    show_default=True,
+    help="Largest ADB packet payload to negotiate.",
+)
+@click.option("--boot-delay", type=float, default=0.0, help="Seconds until sys.boot_completed=1.")
+@click.option(
+    "--announce-emulator",
+    "adb_server_port",
+    type=int,
+    help="Register with the adb server on this port as emulator-<port-1>.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log connections and streams.")
+def serve_device(
+    host: str,
+    port: int,
+    root: Path | None,
+    props_file: Path | None,
+    authorized_keys: Path | None,
+    no_auth: bool,
+    maxdata: str,
+    boot_delay: float,
+    adb_server_port: int | None,
+    verbose: bool,
+) -> None:
+    """Make this machine an ADB device (adb connect HOST:PORT)."""
+    import logging
+
+    from harness.adbd.props import PropsError, load_props_file
+    from harness.adbd.server import DaemonConfig, serve_until_stopped
+
+    if no_auth == (authorized_keys is not None):
+        raise HarnessError("give exactly one of --authorized-keys FILE or --no-auth")
+    try:
+        props = load_props_file(props_file) if props_file else {}
+    except PropsError as exc:
+        raise HarnessError(str(exc)) from exc
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    config = DaemonConfig(
+        host=host,
+        port=port,
+        root=root,
+        props=props,
+        authorized_keys=authorized_keys,
+        maxdata=int(maxdata),
+        boot_delay_s=boot_delay,
+        announce_to_adb_server=adb_server_port,
+    )
+    serve_until_stopped(config, lambda line: click.echo(line, err=False))

@@ -6,10 +6,11 @@ import ipaddress
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,3 +247,23 @@ class AdbDaemon:
         finally:
             with self._lock:
                 self._connections.discard(connection)
+
+
+def serve_until_stopped(config: DaemonConfig, report: Callable[[str], None]) -> None:
+    """Run a daemon in the foreground until Ctrl-C or SIGTERM (the CLI's entry point)."""
+    daemon = AdbDaemon(config)
+    port = daemon.start()
+    assert daemon.sandbox is not None
+    auth = "no auth" if config.authorized_keys is None else f"keys {config.authorized_keys}"
+    report(f"serving ADB device on {config.host}:{port} (root {daemon.sandbox.root}, {auth})")
+    if config.announce_to_adb_server is not None:
+        report(f"announced to adb server :{config.announce_to_adb_server} as emulator-{port - 1}")
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (systemd, CI) should close connections and hang up shells like Ctrl-C.
+        signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
+    try:
+        daemon.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        daemon.stop()
