@@ -152,7 +152,8 @@ def _first_line(exc: Exception) -> str:
 def _tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import tensorflow as tf
+        with quiet_native_output():  # the import itself logs oneDNN/absl lines to fd 2
+            import tensorflow as tf
     except ImportError as exc:
         raise HarnessError(
             "converting needs TensorFlow: pip install 'harness[convert]' (tensorflow-cpu)"
