@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def resolve_source(path: Path) -> ModelSource:
         kind = "tflite"
     elif suffix in KERAS_SUFFIXES:
         kind = "keras"
+        if suffix == ".keras" and not zipfile.is_zipfile(path):
+            # Keras itself says "File not found" for a file that exists but is not a zip.
+            raise HarnessError(f"{path}: not a Keras archive (a .keras file is a zip; this is not)")
     else:
         raise HarnessError(
             f"{path}: unknown model format '{suffix}' (expected .keras, .h5, .tflite "
