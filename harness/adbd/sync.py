@@ -211,20 +211,22 @@ class SyncSession:
 
     def _recv(self, path: bytes) -> bool:
         try:
-            fd = os.open(self._sandbox.resolve(path), os.O_RDONLY | os.O_CLOEXEC)
+            # O_NONBLOCK so a FIFO cannot hang the session in open(); regular files ignore it.
+            fd = os.open(self._sandbox.resolve(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             self._out.write(fail_message(f"open failed: {os.strerror(exc.errno or errno.EIO)}"))
             return False
-        with os.fdopen(fd, "rb", buffering=0) as handle:
-            while True:
-                try:
-                    chunk = handle.read(RECV_CHUNK)
-                except OSError as exc:
-                    self._out.write(fail_message(f"read failed: {exc.strerror}"))
-                    return False
-                if not chunk:
-                    break
+        try:
+            kind = stat.S_IFMT(os.fstat(fd).st_mode)
+            if kind not in (stat.S_IFREG, stat.S_IFDIR):  # a directory fails in read()
+                raise OSError(errno.EINVAL, "not a regular file")
+            while chunk := os.read(fd, RECV_CHUNK):
                 self._out.write(REQUEST.pack(b"DATA", len(chunk)) + chunk)
+        except OSError as exc:  # e.g. EISDIR: a directory opens fine but cannot be read
+            self._out.write(fail_message(f"read failed: {_strerror(exc)}"))
+            return False
+        finally:
+            os.close(fd)
         self._out.write(REQUEST.pack(b"DONE", 0))
         return True
 
