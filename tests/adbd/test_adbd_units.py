@@ -216,6 +216,7 @@ def test_sync_session_symlink_push_rules(tmp_path: Path) -> None:
 
 def test_sync_unknown_command_and_long_path(tmp_path: Path) -> None:
     sandbox = Sandbox(tmp_path / "root")
+    sandbox.ensure_layout()
     assert run_sync(sandbox, req(b"XYZW")).startswith(b"FAIL")
     assert run_sync(sandbox, req(b"STAT", length=5000)) == req(b"FAIL", b"path too long")
     assert run_sync(sandbox, req(b"LIST", b"/missing")) == b"DONE" + bytes(16)
