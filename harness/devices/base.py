@@ -32,11 +32,48 @@ class Device(Protocol):
     def stage(self, local: Path, sha256: str, suffix: str) -> str:
         """Make a local file available on the device (content-addressed) and return its path."""
 
+    def write_text(self, path: str, text: str) -> str:
+        """Write a small file (a job) at a workdir-relative path; return how to name it."""
+
     def pull_bytes(self, remote: str, limit: int) -> bytes:
-        """Read a device file, refusing more than `limit` bytes."""
+        """Read a device file (absolute or workdir-relative), refusing more than `limit`."""
 
     def workdir(self) -> str:
-        """A writable directory on the device for jobs and results."""
+        """A writable directory on the device; relative paths and the runner's cwd."""
 
     def python(self) -> str:
         """The Python interpreter to run device_scripts with."""
+
+
+@dataclass(frozen=True)
+class RemoteStat:
+    """What a device says about a path: mode 0 means it does not exist."""
+
+    mode: int
+    size: int
+    mtime: int
+
+    @property
+    def exists(self) -> bool:
+        return self.mode != 0
+
+
+class Transport(Protocol):
+    """Raw ADB operations on one device. Implementations: adb-shell direct, adb server.
+
+    `shell` takes a complete shell command line that the caller has already quoted
+    (see harness.devices.remote.quote_argv); it returns the remote exit code and keeps
+    stderr apart. Every method honours its timeout and raises DeviceError on failure.
+    """
+
+    serial: str
+
+    def shell(self, command: str, timeout: float) -> ShellResult: ...
+
+    def push(self, local: Path, remote: str, timeout: float) -> None: ...
+
+    def pull(self, remote: str, limit: int, timeout: float) -> bytes: ...
+
+    def stat(self, remote: str, timeout: float) -> RemoteStat: ...
+
+    def close(self) -> None: ...

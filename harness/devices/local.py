@@ -38,6 +38,7 @@ class LocalDevice:
             argv,
             stdout=subprocess.PIPE,
             stderr=log,
+            cwd=self._workdir,
             text=True,
             env=os.environ | {"PYTHONUNBUFFERED": "1"},
         )
@@ -55,8 +56,13 @@ class LocalDevice:
     def stage(self, local: Path, sha256: str, suffix: str) -> str:
         return str(Path(local).resolve())
 
+    def write_text(self, path: str, text: str) -> str:
+        target = self._workdir / path
+        target.write_text(text)
+        return str(target)
+
     def pull_bytes(self, remote: str, limit: int) -> bytes:
-        path = Path(remote)
+        path = self._workdir / remote  # an absolute `remote` stays as it is
         if path.stat().st_size > limit:
             raise DeviceError(f"{remote}: larger than the {limit}-byte limit")
         return path.read_bytes()

@@ -17,12 +17,14 @@ import numpy as np
 
 import device_scripts
 from harness.devices.base import Device
-from harness.errors import HarnessError
+from harness.errors import DeviceError, HarnessError
 
 RUNNER_PATH = Path(device_scripts.__file__).with_name("runner.py")
 JOB_SCHEMA = 1
 MAX_LINE = 16 << 20  # a result line larger than this is not from our runner
 MAX_OUTPUTS = 256 << 20
+MAX_RESTARTS = 2
+OUTPUTS_DIR = "outputs"
 
 
 @dataclass(frozen=True)
@@ -50,68 +52,80 @@ class TimingConfig:
 def run_cells(
     device: Device, cells: list[JobCell], timing: TimingConfig, eval_file: Path | None
 ) -> Iterator[tuple[JobCell, dict]]:
-    """Yield (cell, raw result) for every cell, in order, restarting a dead runner."""
-    runner = device.stage(RUNNER_PATH, _sha(RUNNER_PATH), ".py")
-    eval_remote = device.stage(eval_file, _sha(eval_file), ".npz") if eval_file else None
+    """Yield (cell, raw result) for every cell, in order, restarting a dead runner.
+
+    A runner that dies or a connection that drops fails the cell it was on (with the
+    reason) and a fresh runner takes the rest; after MAX_RESTARTS failures in a row
+    without progress, every remaining cell fails with the last reason.
+    """
     remaining = list(cells)
-    attempt = 0
+    failures, attempt = 0, 0
     while remaining:
         attempt += 1
-        job_cells = [
-            {
-                "id": c.id,
-                "model": device.stage(c.model_file, c.model_sha256, ".tflite"),
-                "delegate": c.delegate,
-                "threads": c.threads,
-                "timing": c.timing,
-            }
-            for c in remaining
-        ]
-        outputs_dir = f"{device.workdir()}/outputs"
-        job = {
-            "schema": JOB_SCHEMA,
-            "cells": job_cells,
-            "runs": timing.runs,
-            "min_secs": timing.min_secs,
-            "warmup": timing.warmup,
-            "eval": eval_remote,
-            "outputs_dir": outputs_dir,
-        }
-        job_path = _write_job(device, job, attempt)
-        env = None
-        by_id = {c.id: c for c in remaining}
-        for line in device.stream([device.python(), runner, job_path], timeout=timing.timeout_s):
-            doc = _parse_line(line)
-            if doc is None:
-                continue
-            if doc.get("type") == "hello":
-                env = doc.get("env")
-            elif doc.get("type") == "cell" and doc.get("id") in by_id:
-                cell = by_id.pop(doc["id"])
+        progressed = False
+        try:
+            for cell, doc in _one_runner(device, remaining, timing, eval_file, attempt):
                 remaining.remove(cell)
-                doc["env"] = env or {}
-                if doc.get("eval"):
-                    doc["eval"]["outputs"] = _read_outputs(device, outputs_dir, doc["eval"])
+                progressed = True
                 yield cell, doc
-        if remaining:  # the runner died on remaining[0]: fail it, restart for the rest
-            dead = remaining.pop(0)
+            if not remaining:
+                return
             code = getattr(device, "returncode", None)
-            yield (
-                dead,
-                {
-                    "status": "failed",
-                    "env": env or {},
-                    "reason": f"runner process died (exit {code}) during this cell",
-                },
-            )
+            reason = f"runner process died (exit {code}) during this cell"
+        except DeviceError as exc:
+            reason = f"device error: {exc}"
+        failures = 0 if progressed else failures + 1
+        if failures > MAX_RESTARTS:
+            for cell in remaining:
+                yield cell, {"status": "failed", "reason": reason, "env": {}}
+            return
+        yield remaining.pop(0), {"status": "failed", "reason": reason, "env": {}}
 
 
-def _write_job(device: Device, job: dict, attempt: int) -> str:
-    path = Path(device.workdir()) / f"job-{attempt}.json"
-    if device.name == "local":
-        path.write_text(json.dumps(job))
-        return str(path)
-    return device.write_text(str(path), json.dumps(job))  # ADB devices push the job file
+def _one_runner(
+    device: Device,
+    cells: list[JobCell],
+    timing: TimingConfig,
+    eval_file: Path | None,
+    attempt: int,
+) -> Iterator[tuple[JobCell, dict]]:
+    runner = device.stage(RUNNER_PATH, _sha(RUNNER_PATH), ".py")
+    eval_remote = device.stage(eval_file, _sha(eval_file), ".npz") if eval_file else None
+    job_cells = [
+        {
+            "id": c.id,
+            "model": device.stage(c.model_file, c.model_sha256, ".tflite"),
+            "delegate": c.delegate,
+            "threads": c.threads,
+            "timing": c.timing,
+        }
+        for c in cells
+    ]
+    # Paths in the job are absolute or relative to the device workdir (the runner's cwd).
+    job = {
+        "schema": JOB_SCHEMA,
+        "cells": job_cells,
+        "runs": timing.runs,
+        "min_secs": timing.min_secs,
+        "warmup": timing.warmup,
+        "eval": eval_remote,
+        "outputs_dir": OUTPUTS_DIR,
+    }
+    job_path = device.write_text(f"job-{attempt}.json", json.dumps(job))
+    env = None
+    by_id = {c.id: c for c in cells}
+    for line in device.stream([device.python(), runner, job_path], timeout=timing.timeout_s):
+        doc = _parse_line(line)
+        if doc is None:
+            continue
+        if doc.get("type") == "hello":
+            env = doc.get("env")
+        elif doc.get("type") == "cell" and doc.get("id") in by_id:
+            cell = by_id.pop(doc["id"])
+            doc["env"] = env if isinstance(env, dict) else {}
+            if isinstance(doc.get("eval"), dict):
+                doc["eval"]["outputs"] = _read_outputs(device, doc["eval"])
+            yield cell, doc
 
 
 def _parse_line(line: str) -> dict | None:
@@ -125,11 +139,11 @@ def _parse_line(line: str) -> dict | None:
     return doc if isinstance(doc, dict) and doc.get("schema") == JOB_SCHEMA else None
 
 
-def _read_outputs(device: Device, outputs_dir: str, ev: dict) -> np.ndarray | None:
+def _read_outputs(device: Device, ev: dict) -> np.ndarray | None:
     name = str(ev.get("outputs_file", ""))
     if not name or "/" in name or name.startswith("."):
         return None
-    data = device.pull_bytes(f"{outputs_dir}/{name}", MAX_OUTPUTS)
+    data = device.pull_bytes(f"{OUTPUTS_DIR}/{name}", MAX_OUTPUTS)
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:
