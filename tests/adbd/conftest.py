@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.adbd import AdbDaemon, DaemonConfig
+from harness.adbd.packets import A_CNXN, A_VERSION_MIN, Packet, PacketReader, encode_packet
 
 # adb servers probe these ports for emulators; tests must never use them (ADB_SPEC.md §4).
 EMULATOR_PORTS = range(5554, 5586)
@@ -137,3 +138,44 @@ def adb_server(tmp_path: Path) -> Iterator[AdbServer]:
         yield server
     finally:
         server.run("kill-server", timeout=30)
+
+
+class RawClient:
+    """A hand-driven host side, for packets no real client would send."""
+
+    def __init__(self, port: int, handshake: bool = True) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.reader = PacketReader(self.sock)
+        if handshake:
+            self.send(A_CNXN, A_VERSION_MIN, 1 << 20, b"host::\0")
+            reply = self.reader.read_packet(1 << 20)
+            assert reply.command == A_CNXN
+
+    def send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
+        self.sock.sendall(encode_packet(command, arg0, arg1, data))
+
+    def read(self) -> Packet:
+        return self.reader.read_packet(1 << 20)
+
+    def is_closed_by_peer(self) -> bool:
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_client() -> Iterator[Callable[..., RawClient]]:
+    """Factory: ``raw_client(port, handshake=True)``; sockets closed in teardown."""
+    clients: list[RawClient] = []
+
+    def connect(port: int, handshake: bool = True) -> RawClient:
+        clients.append(RawClient(port, handshake))
+        return clients[-1]
+
+    yield connect
+    for client in clients:
+        client.close()

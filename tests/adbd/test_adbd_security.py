@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,39 +25,10 @@ from harness.adbd.packets import (
     AUTH_RSAPUBLICKEY,
     AUTH_TOKEN,
     HEADER,
-    PacketReader,
-    encode_packet,
 )
 
 DaemonFactory = Callable[..., AdbDaemon]
 HOSTILE_NAME = "a b'c\";$(touch PWNED)`id`;x.bin"
-
-
-class RawClient:
-    """A hand-driven host side, for packets no real client would send."""
-
-    def __init__(self, port: int, handshake: bool = True) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.reader = PacketReader(self.sock)
-        if handshake:
-            self.send(A_CNXN, A_VERSION_MIN, 1 << 20, b"host::\0")
-            reply = self.reader.read_packet(1 << 20)
-            assert reply.command == A_CNXN
-
-    def send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
-        self.sock.sendall(encode_packet(command, arg0, arg1, data))
-
-    def read(self):
-        return self.reader.read_packet(1 << 20)
-
-    def is_closed_by_peer(self) -> bool:
-        try:
-            return self.sock.recv(1) == b""
-        except ConnectionResetError:
-            return True
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def adb_shell(daemon: AdbDaemon) -> AdbDeviceTcp:
@@ -194,17 +164,19 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0
 
 
-def test_oversized_header_closes_only_that_connection(start_daemon: DaemonFactory) -> None:
+def test_oversized_header_closes_only_that_connection(
+    start_daemon: DaemonFactory, raw_client
+) -> None:
     daemon = start_daemon(maxdata=4096)
     good = adb_shell(daemon)
     try:
-        bad = RawClient(daemon.port)
+        bad = raw_client(daemon.port)
         bad.sock.sendall(HEADER.pack(A_WRTE, 1, 1, 4097, 0, A_WRTE ^ 0xFFFFFFFF))
         assert bad.is_closed_by_peer()
-        early = RawClient(daemon.port, handshake=False)  # before CNXN the bound is 4096 too
+        early = raw_client(daemon.port, handshake=False)  # before CNXN the bound is 4096 too
         early.sock.sendall(HEADER.pack(A_CNXN, 1, 1, 64 << 20, 0, A_CNXN ^ 0xFFFFFFFF))
         assert early.is_closed_by_peer()
-        magic = RawClient(daemon.port)
+        magic = raw_client(daemon.port)
         magic.sock.sendall(HEADER.pack(A_OPEN, 1, 0, 0, 0, 12345))
         assert magic.is_closed_by_peer()
         assert good.shell("echo still fine") == "still fine\n"
@@ -212,8 +184,8 @@ def test_oversized_header_closes_only_that_connection(start_daemon: DaemonFactor
         good.close()
 
 
-def test_stalled_stream_does_not_block_others(daemon: AdbDaemon) -> None:
-    slow = RawClient(daemon.port)
+def test_stalled_stream_does_not_block_others(daemon: AdbDaemon, raw_client) -> None:
+    slow = raw_client(daemon.port)
     try:
         slow.send(A_OPEN, 7, 0, b"shell:head -c 50000000 /dev/zero\0")
         assert slow.read().command == A_OKAY
@@ -234,9 +206,9 @@ def test_stalled_stream_does_not_block_others(daemon: AdbDaemon) -> None:
         slow.close()
 
 
-def test_unknown_service_and_stream_limit(start_daemon: DaemonFactory) -> None:
+def test_unknown_service_and_stream_limit(start_daemon: DaemonFactory, raw_client) -> None:
     daemon = start_daemon(max_streams=2)
-    client = RawClient(daemon.port)
+    client = raw_client(daemon.port)
     try:
         client.send(A_OPEN, 3, 0, b"reboot:\0")
         assert client.read().command == A_CLSE
@@ -250,11 +222,13 @@ def test_unknown_service_and_stream_limit(start_daemon: DaemonFactory) -> None:
         client.close()
 
 
-def test_unknown_key_never_gets_a_shell(start_daemon: DaemonFactory, tmp_path: Path) -> None:
+def test_unknown_key_never_gets_a_shell(
+    start_daemon: DaemonFactory, tmp_path: Path, raw_client
+) -> None:
     allowed = generate_adb_keypair(tmp_path / "allowed")
     stranger = generate_adb_keypair(tmp_path / "stranger")
     daemon = start_daemon(authorized_keys=allowed.public_key)
-    client = RawClient(daemon.port, handshake=False)
+    client = raw_client(daemon.port, handshake=False)
     try:
         client.send(A_CNXN, A_VERSION_MIN, 1 << 20, b"host::\0")
         token = client.read()
