@@ -188,7 +188,11 @@ def serve_device(
     adb_server_port: int | None,
     verbose: bool,
 ) -> None:
-    """Make this machine an ADB device (adb connect HOST:PORT)."""
+    """Make this machine an ADB device (adb connect HOST:PORT).
+
+    push/pull/ls are confined to --root; shell commands are NOT sandboxed: they run on
+    this machine as the current user (cwd --root, $ADBD_ROOT set to it).
+    """
     import logging
 
     from harness.adbd.props import PropsError, load_props_file

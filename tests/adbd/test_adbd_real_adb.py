@@ -82,6 +82,8 @@ def test_push_directory_and_trailing_slash_failure(
     (tree / "a" / "b" / "f.txt").write_text("deep")
     adb_server.ok("-s", connected, "push", str(tree), "/data/local/tmp/")
     assert Path(daemon.sandbox.root, "data/local/tmp/tree/a/b/f.txt").read_text() == "deep"
+    adb_server.ok("-s", connected, "pull", "/data/local/tmp/tree", str(tmp_path / "copy"))
+    assert (tmp_path / "copy/a/b/f.txt").read_text() == "deep"
     result = adb_server.run("-s", connected, "push", str(tree / "a/b/f.txt"), "/new/")
     assert result.returncode != 0
     assert b"Is a directory" in result.stdout + result.stderr
