@@ -37,12 +37,25 @@ def main() -> None:
 
 @cli.command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Directory for the .tflite variants and manifest.json.")
-@click.option("--variants", default="fp32,fp16,dynamic,int8", show_default=True,
-              help="Comma-separated: fp32, fp16, dynamic, int8.")
-@click.option("--calibration", type=click.Path(path_type=Path),
-              help=".npz with 'x': representative inputs for int8.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory for the .tflite variants and manifest.json.",
+)
+@click.option(
+    "--variants",
+    default="fp32,fp16,dynamic,int8",
+    show_default=True,
+    help="Comma-separated: fp32, fp16, dynamic, int8.",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(path_type=Path),
+    help=".npz with 'x': representative inputs for int8.",
+)
 @click.option("--int8-io", is_flag=True, help="int8 variant takes and returns int8 tensors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def convert(source, out_dir, variants, calibration, int8_io, as_json) -> None:
@@ -64,21 +77,55 @@ def convert(source, out_dir, variants, calibration, int8_io, as_json) -> None:
 @click.argument("model", required=False, type=click.Path(path_type=Path))
 @click.option("--device", default="local", show_default=True, help="Device to run on.")
 @click.option("--variants", help="Comma-separated variants (default: all in the manifest).")
-@click.option("--delegates", default="cpu,xnnpack", show_default=True,
-              help="Comma-separated: cpu, xnnpack, gpu, gpu-f32, nnapi, npu.")
+@click.option(
+    "--delegates",
+    default="cpu,xnnpack",
+    show_default=True,
+    help="Comma-separated: cpu, xnnpack, gpu, gpu-f32, nnapi, npu.",
+)
 @click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts.")
-@click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Timed invoke() runs per cell (a minimum when --min-secs is given).")
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Timed invoke() runs per cell (a minimum when --min-secs is given).",
+)
 @click.option("--min-secs", type=click.FloatRange(min=0), help="Time each cell at least this long.")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
-@click.option("--eval", "eval_path", type=click.Path(path_type=Path),
-              help=".npz with 'x' (and optional labels 'y') for on-device accuracy and drift.")
+@click.option(
+    "--eval",
+    "eval_path",
+    type=click.Path(path_type=Path),
+    help=".npz with 'x' (and optional labels 'y') for on-device accuracy and drift.",
+)
 @click.option("--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite).")
 @click.option("--resume", "resume_id", help="Finish an interrupted run: skip its stored cells.")
+@click.option(
+    "--lock-wait",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for another harness process to release the device.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run document as JSON.")
-def run(model, device, variants, delegates, threads, runs, min_secs, warmup, eval_path,
-        store_url, resume_id, as_json) -> None:
+def run(
+    model,
+    device,
+    variants,
+    delegates,
+    threads,
+    runs,
+    min_secs,
+    warmup,
+    eval_path,
+    store_url,
+    resume_id,
+    lock_wait,
+    as_json,
+) -> None:
     """Time MODEL (a convert directory or a .tflite) on a device; store every sample."""
+    from harness.devices.lock import device_lock
     from harness.devices.registry import open_device
     from harness.lab.plan import parse_delegates, parse_threads
     from harness.lab.sweep import RunSpec, plan_run, run_sweep
@@ -91,23 +138,32 @@ def run(model, device, variants, delegates, threads, runs, min_secs, warmup, eva
     if resume_id:
         spec = RunSpec.from_dict(store.get_run(resume_id).config)
     elif model is None:
-        raise HarnessError("give a MODEL (a convert output directory or a .tflite) or --resume RUN_ID")
+        raise HarnessError(
+            "give a MODEL (a convert output directory or a .tflite) or --resume RUN_ID"
+        )
     else:
         spec = RunSpec(
-            model=model, device=device,
-            variants=tuple(v.strip() for v in variants.split(",") if v.strip()) if variants else None,
-            delegates=parse_delegates(delegates), threads=parse_threads(threads),
+            model=model,
+            device=device,
+            variants=tuple(v.strip() for v in variants.split(",") if v.strip())
+            if variants
+            else None,
+            delegates=parse_delegates(delegates),
+            threads=parse_threads(threads),
             timing=TimingConfig(runs=runs, min_secs=min_secs, warmup=warmup),
             eval_path=eval_path,
         )
     _, cells = plan_run(spec)
     dev = open_device(spec.device)
-    with _progress(len(cells), enabled=not as_json) as advance:
-        run_id = run_sweep(spec, store, dev, run_id=resume_id, on_cell=advance,
-                           command=" ".join(sys.argv))
+    with device_lock(dev.name, wait_s=lock_wait), _progress(len(cells), not as_json) as advance:
+        run_id = run_sweep(
+            spec, store, dev, run_id=resume_id, on_cell=advance, command=" ".join(sys.argv)
+        )
     records = store.cells(run_id)
     if as_json:
-        click.echo(json.dumps(run_document(run_id, records, store.get_run(run_id).status), indent=2))
+        click.echo(
+            json.dumps(run_document(run_id, records, store.get_run(run_id).status), indent=2)
+        )
     else:
         render_run(run_id, records)
         click.echo(f"stored in {store.url} as run {run_id}")
@@ -127,14 +183,21 @@ def _progress(total: int, enabled: bool):
         if not (enabled and err.is_terminal):
             yield lambda _record: None
             return
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
             task = progress.add_task("measuring", total=total)
 
             def advance(record) -> None:
                 c = record.cell
-                progress.update(task, advance=1,
-                                description=f"{c.variant}/{c.delegate}/t{c.threads}")
+                progress.update(
+                    task, advance=1, description=f"{c.variant}/{c.delegate}/t{c.threads}"
+                )
 
             yield advance
 

@@ -70,6 +70,11 @@ def run_sweep(
 ) -> str:
     """Measure every cell not yet stored under `run_id` (a new run when None)."""
     variants, cells = plan_run(spec)
+    if getattr(device, "device_class", "linux") != "linux":
+        raise HarnessError(
+            f"{device.name} is an Android device: it needs the benchmark_model runner, which "
+            "this harness does not have yet; the Python runner serves Linux devices only"
+        )
     data = load_eval(spec.eval_path, variants[0].info.inputs[0]) if spec.eval_path else None
     if run_id is None:
         run_id = store.create_run(spec.to_dict(), command=command)

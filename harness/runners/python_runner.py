@@ -91,10 +91,11 @@ def _one_runner(
 ) -> Iterator[tuple[JobCell, dict]]:
     runner = device.stage(RUNNER_PATH, _sha(RUNNER_PATH), ".py")
     eval_remote = device.stage(eval_file, _sha(eval_file), ".npz") if eval_file else None
+    staged = {sha: device.stage(path, sha, ".tflite") for path, sha in _models(cells).items()}
     job_cells = [
         {
             "id": c.id,
-            "model": device.stage(c.model_file, c.model_sha256, ".tflite"),
+            "model": staged[c.model_sha256],
             "delegate": c.delegate,
             "threads": c.threads,
             "timing": c.timing,
@@ -126,6 +127,11 @@ def _one_runner(
             if isinstance(doc.get("eval"), dict):
                 doc["eval"]["outputs"] = _read_outputs(device, doc["eval"])
             yield cell, doc
+
+
+def _models(cells: list[JobCell]) -> dict[Path, str]:
+    """Each distinct model file once (many cells share one variant)."""
+    return {c.model_file: c.model_sha256 for c in cells}
 
 
 def _parse_line(line: str) -> dict | None:

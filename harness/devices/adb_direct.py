@@ -1,0 +1,201 @@
+"""Direct ADB over TCP with adb-shell 0.4.4, working around what it lacks.
+
+adb-shell returns no exit code and merges stderr into stdout, so every command is
+wrapped: stderr goes to a device temp file, and a line with a per-call random nonce
+and `$?` follows stdout. Output cannot forge the sentinel (it does not know the nonce).
+adb-shell also mishandles concurrent calls on one connection (ADB_SPEC.md §6), so
+each transport serialises its calls; a dropped connection is retried on a fresh one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from harness.devices.base import RemoteStat, ShellResult
+from harness.errors import DeviceError
+
+T = TypeVar("T")
+RETRIES = 2  # fresh connections tried after the first failure
+CONNECT_TIMEOUT = 10.0
+
+
+def default_key_path() -> Path:
+    """~/.android/adbkey: the key phones already trust; created (0600) when missing."""
+    return Path(os.environ.get("HARNESS_ADB_KEY", Path.home() / ".android" / "adbkey"))
+
+
+def load_signer(key_path: Path | None = None):
+    """An adb-shell signer for the user's ADB key, creating the key pair if needed."""
+    from adb_shell.auth.sign_pythonrsa import PythonRSASigner
+
+    from harness.adbd.keys import ensure_adb_keypair
+
+    pair = ensure_adb_keypair(key_path or default_key_path())
+    return PythonRSASigner.FromRSAKeyPath(str(pair.private_key))
+
+
+class DirectTransport:
+    """One device at HOST:PORT, reached with adb-shell's AdbDeviceTcp."""
+
+    def __init__(self, host: str, port: int, key_path: Path | None = None):
+        self.host, self.port = host, port
+        self.serial = f"{host}:{port}"
+        self._key_path = key_path
+        self._device = None
+        self._lock = threading.Lock()
+
+    # -- connection ---------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open (or reopen) the connection; DeviceError says plainly what went wrong."""
+        from adb_shell.adb_device import AdbDeviceTcp
+        from adb_shell.exceptions import DeviceAuthError
+
+        self.close()
+        device = AdbDeviceTcp(self.host, self.port, default_transport_timeout_s=CONNECT_TIMEOUT)
+        try:
+            signer = load_signer(self._key_path)
+            device.connect(
+                rsa_keys=[signer], auth_timeout_s=CONNECT_TIMEOUT, read_timeout_s=CONNECT_TIMEOUT
+            )
+        except ConnectionRefusedError as exc:
+            raise DeviceError(
+                f"{self.serial}: connection refused (is the device listening?)"
+            ) from exc
+        except DeviceAuthError as exc:
+            raise DeviceError(
+                f"{self.serial}: unauthorized: the device rejected this host's ADB key"
+            ) from exc
+        except Exception as exc:
+            name = type(exc).__name__
+            if "Timeout" in name:  # a device that never accepts the key goes silent
+                raise DeviceError(
+                    f"{self.serial}: no answer during connect/auth (unauthorized "
+                    "or not an ADB device)"
+                ) from exc
+            raise DeviceError(f"{self.serial}: cannot connect: {name}: {exc}") from exc
+        self._device = device
+
+    def close(self) -> None:
+        if self._device is not None:
+            with contextlib.suppress(Exception):
+                self._device.close()
+            self._device = None
+
+    def _call(self, what: str, fn: Callable[[object], T], retry: bool = True) -> T:
+        """Run fn(device) under the lock, retrying a dropped connection on a fresh one."""
+        last: Exception | None = None
+        with self._lock:
+            for _ in range(1 + (RETRIES if retry else 0)):
+                try:
+                    if self._device is None:
+                        self.connect()
+                    return fn(self._device)
+                except DeviceError as exc:
+                    last = exc
+                    if "unauthorized" in str(exc) or "refused" in str(exc):
+                        break
+                except _operation_errors() as exc:
+                    if _is_remote_failure(exc):
+                        raise DeviceError(f"{self.serial}: {what}: {_text(exc)}") from exc
+                    last = exc
+                self.close()
+        raise DeviceError(f"{self.serial}: {what} failed: {_text(last)}") from last
+
+    # -- operations ---------------------------------------------------------------
+
+    def shell(self, command: str, timeout: float) -> ShellResult:
+        nonce = secrets.token_hex(8)
+        err = f'"${{TMPDIR:-/data/local/tmp}}"/.harness-err-{nonce}'
+        wrapped = (
+            f"{{ {command}\n}} 2>{err}; rc=$?; printf '\\n{nonce}:%s\\n' \"$rc\"; "
+            f"cat {err} 2>/dev/null; rm -f {err}"
+        )
+        raw = self._call(
+            "shell",
+            lambda d: d.shell(wrapped, read_timeout_s=timeout, timeout_s=timeout, decode=False),
+            retry=False,  # a command may have side effects: never run it twice
+        )
+        return parse_sentinel(bytes(raw), nonce)
+
+    def push(self, local: Path, remote: str, timeout: float) -> None:
+        self._call(
+            "push", lambda d: d.push(str(local), remote, st_mode=0o100644, read_timeout_s=timeout)
+        )
+
+    def pull(self, remote: str, limit: int, timeout: float) -> bytes:
+        st = self.stat(remote, timeout)
+        if not st.exists:
+            raise DeviceError(f"{self.serial}: {remote}: no such file")
+        if st.size > limit:
+            raise DeviceError(f"{self.serial}: {remote}: {st.size} bytes, over the {limit} limit")
+
+        def pull(d) -> bytes:
+            buf = io.BytesIO()
+            d.pull(remote, buf, read_timeout_s=timeout)
+            return buf.getvalue()
+
+        data = self._call("pull", pull)
+        if len(data) > limit:
+            raise DeviceError(f"{self.serial}: {remote}: grew past the {limit}-byte limit")
+        return data
+
+    def stat(self, remote: str, timeout: float) -> RemoteStat:
+        mode, size, mtime = self._call("stat", lambda d: d.stat(remote, read_timeout_s=timeout))
+        return RemoteStat(mode, size, mtime)
+
+
+def parse_sentinel(raw: bytes, nonce: str) -> ShellResult:
+    """Split wrapped output into stdout, exit code and stderr; DeviceError if cut short."""
+    marker = f"\n{nonce}:".encode()
+    at = raw.rfind(marker)
+    if at < 0:
+        raise DeviceError("the device closed the shell before the command finished")
+    rest = raw[at + len(marker) :]
+    code, _, stderr = rest.partition(b"\n")
+    try:
+        exit_code = int(code)
+    except ValueError as exc:
+        raise DeviceError("unreadable exit status from the device") from exc
+    return ShellResult(exit_code, _decode(raw[:at]), _decode(stderr))
+
+
+def _decode(b: bytes) -> str:
+    return b.decode("utf-8", "backslashreplace")
+
+
+def _operation_errors() -> tuple[type[BaseException], ...]:
+    from adb_shell import exceptions as e
+
+    return (
+        OSError,
+        e.AdbConnectionError,
+        e.AdbTimeoutError,
+        e.TcpTimeoutException,
+        e.InvalidResponseError,
+        e.InvalidChecksumError,
+        e.InvalidCommandError,
+        e.AdbCommandFailureException,
+        e.PushFailedError,
+    )
+
+
+def _is_remote_failure(exc: BaseException) -> bool:
+    """The device answered with FAIL: retrying on a new connection will not help."""
+    from adb_shell import exceptions as e
+
+    return isinstance(exc, e.AdbCommandFailureException | e.PushFailedError)
+
+
+def _text(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
