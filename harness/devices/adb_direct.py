@@ -113,11 +113,7 @@ class DirectTransport:
 
     def shell(self, command: str, timeout: float) -> ShellResult:
         nonce = secrets.token_hex(8)
-        err = f'"${{TMPDIR:-/data/local/tmp}}"/.harness-err-{nonce}'
-        wrapped = (
-            f"{{ {command}\n}} 2>{err}; rc=$?; printf '\\n{nonce}:%s\\n' \"$rc\"; "
-            f"cat {err} 2>/dev/null; rm -f {err}"
-        )
+        wrapped = wrap_with_sentinel(command, nonce)
         raw = self._call(
             "shell",
             lambda d: d.shell(wrapped, read_timeout_s=timeout, timeout_s=timeout, decode=False),
@@ -150,6 +146,19 @@ class DirectTransport:
     def stat(self, remote: str, timeout: float) -> RemoteStat:
         mode, size, mtime = self._call("stat", lambda d: d.stat(remote, read_timeout_s=timeout))
         return RemoteStat(mode, size, mtime)
+
+
+def wrap_with_sentinel(command: str, nonce: str) -> str:
+    """`command` with stderr to a temp file, then a `<nonce>:<exit code>` line, then stderr.
+
+    The command runs in a subshell, so an `exit N` in it ends only the subshell and the
+    sentinel still follows (a `{ ...; }` group would end the whole shell first).
+    """
+    err = f'"${{TMPDIR:-/data/local/tmp}}"/.harness-err-{nonce}'
+    return (
+        f"( {command}\n) 2>{err}; rc=$?; printf '\\n{nonce}:%s\\n' \"$rc\"; "
+        f"cat {err} 2>/dev/null; rm -f {err}"
+    )
 
 
 def parse_sentinel(raw: bytes, nonce: str) -> ShellResult:
