@@ -123,16 +123,20 @@ class AdbDaemon:
         if self._thread is not None:
             assert self.port is not None
             return self.port
-        settings = self._prepare()
-        self._listener = self._bind()
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(
-            target=self._accept_loop, args=(settings,), name="adbd-accept", daemon=True
-        )
-        self._thread.start()
+        try:
+            settings = self._prepare()
+            self._listener = self._bind()
+            self.port = self._listener.getsockname()[1]
+            self._thread = threading.Thread(
+                target=self._accept_loop, args=(settings,), name="adbd-accept", daemon=True
+            )
+            self._thread.start()
+            if self.config.announce_to_adb_server is not None:
+                announce_emulator(self.config.announce_to_adb_server, self.port)
+        except BaseException:
+            self.stop()  # no half-started daemon, no leftover temporary directories
+            raise
         log.info("adbd listening on %s:%d, root %s", self.config.host, self.port, self.sandbox.root)
-        if self.config.announce_to_adb_server is not None:
-            announce_emulator(self.config.announce_to_adb_server, self.port)
         return self.port
 
     def serve_forever(self) -> None:
