@@ -204,6 +204,88 @@ def _progress(total: int, enabled: bool):
     return bar()
 
 
+@cli.command()
+@click.argument("baseline")
+@click.argument("candidate")
+@click.option("--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite).")
+@click.option(
+    "--latency-threshold",
+    default="5%",
+    show_default=True,
+    help="Smallest latency change that counts, in percent (the % sign is optional).",
+)
+@click.option(
+    "--accuracy-threshold",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Largest tolerated top-1 accuracy drop, in percentage points (0.5 = 0.5 pp).",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.01,
+    show_default=True,
+    help="Significance level; confidence intervals are at 1 - alpha.",
+)
+@click.option("--markdown", "fmt", flag_value="markdown", help="Print Markdown.")
+@click.option("--json", "fmt", flag_value="json", help="Print the comparison as JSON.")
+def compare(
+    baseline, candidate, store_url, latency_threshold, accuracy_threshold, alpha, fmt
+) -> None:
+    """Compare run CANDIDATE against run BASELINE cell by cell; exit 1 on a regression."""
+    from harness.errors import EXIT_REGRESSION
+    from harness.measure.compare import CompareConfig, compare_runs, parse_percent
+    from harness.report.compare_view import (
+        comparison_document,
+        render_comparison,
+        render_markdown,
+    )
+    from harness.store.store import Store
+
+    config = CompareConfig(
+        latency_threshold=parse_percent(latency_threshold),
+        accuracy_threshold_pp=accuracy_threshold,
+        alpha=alpha,
+    )
+    store = Store(store_url)
+    for run_id in (baseline, candidate):
+        store.get_run(run_id)  # an unknown id is a one-line error
+    result = compare_runs(
+        store.cells(baseline), store.cells(candidate), config, baseline, candidate
+    )
+    if fmt == "json":
+        click.echo(json.dumps(comparison_document(result), indent=2))
+    elif fmt == "markdown":
+        click.echo(render_markdown(result), nl=False)
+    else:
+        render_comparison(result)
+    if result.regressions:
+        sys.exit(EXIT_REGRESSION)
+
+
+def _say(msg: str) -> None:
+    click.echo(f"  {msg}", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the devices as JSON.")
+@click.option(
+    "--connect",
+    "addresses",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Also reach this address directly (repeatable; or $HARNESS_DEVICES).",
+)
+@click.option("--start-server", is_flag=True, help="Start the adb server if it is not running.")
+def devices(as_json, addresses, start_server) -> None:
+    """List every device: the adb server's, direct HOST:PORT addresses, and local."""
+    from harness.devices.discovery import discover, format_devices
+
+    found = discover(addresses, start_server=start_server)
+    click.echo(json.dumps(found.to_dict(), indent=2) if as_json else format_devices(found))
+
+
 @cli.command("serve-device")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=5555, show_default=True, help="TCP port; 0 = any.")
