@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, IntegrityError, SQLAlchemyError
 
 from harness.cells import Cell, CellRecord
 from harness.errors import HarnessError
@@ -175,7 +175,7 @@ class Store:
                         f"store {self.url} has schema {row[0]}, newer than this "
                         f"harness understands ({schema.SCHEMA_VERSION}); upgrade"
                     )
-        except OperationalError as exc:
+        except DatabaseError as exc:  # also "file is not a database"
             raise HarnessError(f"cannot open store {self.url}: {_first_line(exc)}") from exc
 
 
