@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -108,6 +110,8 @@ def convert(source, out_dir, variants, calibration, int8_io, as_json) -> None:
     show_default=True,
     help="Seconds to wait for another harness process to release the device.",
 )
+@click.option("--avd", help="Start this AVD for the run (needs ANDROID_SDK_ROOT).")
+@click.option("--keep-emulator", is_flag=True, help="Leave the --avd emulator running afterwards.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run document as JSON.")
 def run(
     model,
@@ -122,6 +126,8 @@ def run(
     store_url,
     resume_id,
     lock_wait,
+    avd,
+    keep_emulator,
     as_json,
 ) -> None:
     """Time MODEL (a convert directory or a .tflite) on a device; store every sample."""
@@ -154,8 +160,19 @@ def run(
             eval_path=eval_path,
         )
     _, cells = plan_run(spec)
-    dev = open_device(spec.device)
-    with device_lock(dev.name, wait_s=lock_wait), _progress(len(cells), not as_json) as advance:
+    with contextlib.ExitStack() as stack:
+        name = spec.device
+        if avd:  # start the emulator; it is stopped when this block ends (unless kept)
+            from harness.devices.emulator import launched_emulator
+
+            if spec.device not in ("emulator", "local"):
+                raise HarnessError("--avd starts an emulator: use it with --device emulator")
+            name = stack.enter_context(launched_emulator(avd, keep_emulator, progress=_say))
+        dev = open_device(name)
+        if spec.device == "emulator" and not resume_id:  # record which emulator it was
+            spec = dataclasses.replace(spec, device=dev.name)
+        stack.enter_context(device_lock(dev.name, wait_s=lock_wait))
+        advance = stack.enter_context(_progress(len(cells), not as_json))
         run_id = run_sweep(
             spec, store, dev, run_id=resume_id, on_cell=advance, command=" ".join(sys.argv)
         )
