@@ -378,3 +378,109 @@ def serve_device(
         announce_to_adb_server=adb_server_port,
     )
     serve_until_stopped(config, lambda line: click.echo(line, err=False))
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@click.option("--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite).")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one self-contained HTML report (works offline).",
+)
+@click.option(
+    "--png",
+    "png_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the main charts as PNG (needs headless Chromium).",
+)
+@click.option("--markdown", is_flag=True, help="Print Markdown tables.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run (or trend) as JSON.")
+@click.option("--slo", help="Latency budget (20ms, p90:20ms); exit 1 when a device misses it.")
+@click.option("--trend", is_flag=True, help="Trend charts over runs (needs --model, --device).")
+@click.option("--model", help="With --trend: the model name.")
+@click.option("--device", help="With --trend: the device.")
+@click.option(
+    "--last",
+    type=click.IntRange(min=2),
+    default=30,
+    show_default=True,
+    help="With --trend: how many of the newest runs.",
+)
+@click.option("--baseline", help="With --trend: the baseline run (default: tagged, else oldest).")
+def report(
+    run_id,
+    store_url,
+    html_path,
+    png_path,
+    markdown,
+    as_json,
+    slo,
+    trend,
+    model,
+    device,
+    last,
+    baseline,
+) -> None:
+    """Show run RUN_ID ('latest' for the newest): table, HTML, PNG, Markdown or JSON."""
+    from rich.console import Console
+
+    from harness.report.commands import ReportOutputs, report_run, report_trend
+    from harness.store.store import Store
+
+    outputs = ReportOutputs(html_path, png_path, markdown, as_json)
+    if trend:
+        if run_id or slo:
+            raise HarnessError("--trend takes --model and --device, not a RUN_ID or --slo")
+        if not (model and device):
+            raise HarnessError("--trend needs --model M and --device D")
+    elif run_id is None:
+        raise HarnessError("give a RUN_ID ('latest' for the newest), or --trend")
+    elif model or device or baseline:
+        raise HarnessError("--model, --device and --baseline go with --trend")
+    store, out, err = Store(store_url), Console(highlight=False), Console(stderr=True)
+    if trend:
+        code = report_trend(store, model, device, last, baseline, outputs, out, err)
+    else:
+        code = report_run(store, run_id, outputs, slo, out, err)
+    if code:
+        sys.exit(code)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--max-latency", required=True, help="Latency budget with a unit: 500us, 20ms, 1s.")
+@click.option("--min-accuracy", type=float, help="Accuracy floor (0-1); cells without one fail it.")
+@click.option(
+    "--metric",
+    type=click.Choice(["median", "p90", "p99", "e2e"]),
+    default="median",
+    show_default=True,
+    help="Latency figure held to the budget (e2e: end-to-end median).",
+)
+@click.option(
+    "--accuracy-tie",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Accuracies this close to the best count as equal (then the faster wins).",
+)
+@click.option("--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite).")
+@click.option("--json", "as_json", is_flag=True, help="Print the picks as JSON.")
+def recommend(run_id, max_latency, min_accuracy, metric, accuracy_tie, store_url, as_json) -> None:
+    """Per device, the best cell of RUN_ID within a latency budget; exit 1 if none is."""
+    from rich.console import Console
+
+    from harness.report.commands import recommend_run
+    from harness.report.recommend import Budget, parse_latency
+    from harness.store.store import Store
+
+    budget = Budget(parse_latency(max_latency), min_accuracy, metric, accuracy_tie)
+    code = recommend_run(Store(store_url), run_id, budget, as_json, Console(highlight=False))
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

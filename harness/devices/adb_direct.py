@@ -23,7 +23,15 @@ from harness.errors import DeviceError
 
 T = TypeVar("T")
 RETRIES = 2  # fresh connections tried after the first failure
-CONNECT_TIMEOUT = 10.0
+
+
+def io_timeout() -> float:
+    """Seconds one packet may take (connect, auth, each sync chunk): $HARNESS_ADB_TIMEOUT.
+
+    adb-shell notices a dropped TCP connection only when a read times out (ADB_SPEC.md
+    §6.2), so this bounds how long a lost connection goes unnoticed during a transfer.
+    """
+    return float(os.environ.get("HARNESS_ADB_TIMEOUT", "10"))
 
 
 def default_key_path() -> Path:
@@ -59,12 +67,11 @@ class DirectTransport:
         from adb_shell.exceptions import DeviceAuthError
 
         self.close()
-        device = AdbDeviceTcp(self.host, self.port, default_transport_timeout_s=CONNECT_TIMEOUT)
+        timeout = io_timeout()
+        device = AdbDeviceTcp(self.host, self.port, default_transport_timeout_s=timeout)
         try:
             signer = load_signer(self._key_path)
-            device.connect(
-                rsa_keys=[signer], auth_timeout_s=CONNECT_TIMEOUT, read_timeout_s=CONNECT_TIMEOUT
-            )
+            device.connect(rsa_keys=[signer], auth_timeout_s=timeout, read_timeout_s=timeout)
         except ConnectionRefusedError as exc:
             raise DeviceError(
                 f"{self.serial}: connection refused (is the device listening?)"
@@ -123,7 +130,10 @@ class DirectTransport:
 
     def push(self, local: Path, remote: str, timeout: float) -> None:
         self._call(
-            "push", lambda d: d.push(str(local), remote, st_mode=0o100644, read_timeout_s=timeout)
+            "push",
+            lambda d: d.push(
+                str(local), remote, st_mode=0o100644, read_timeout_s=min(timeout, io_timeout())
+            ),
         )
 
     def pull(self, remote: str, limit: int, timeout: float) -> bytes:
@@ -135,7 +145,7 @@ class DirectTransport:
 
         def pull(d) -> bytes:
             buf = io.BytesIO()
-            d.pull(remote, buf, read_timeout_s=timeout)
+            d.pull(remote, buf, read_timeout_s=min(timeout, io_timeout()))
             return buf.getvalue()
 
         data = self._call("pull", pull)
@@ -144,7 +154,9 @@ class DirectTransport:
         return data
 
     def stat(self, remote: str, timeout: float) -> RemoteStat:
-        mode, size, mtime = self._call("stat", lambda d: d.stat(remote, read_timeout_s=timeout))
+        mode, size, mtime = self._call(
+            "stat", lambda d: d.stat(remote, read_timeout_s=min(timeout, io_timeout()))
+        )
         return RemoteStat(mode, size, mtime)
 
 
