@@ -1,0 +1,79 @@
+"""Running the real `harness` console script and checking its one-line user errors."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+_SCRIPT = Path(sys.executable).with_name("harness")
+# convert reports progress on stderr ("  fp32: converting"); everything else is an error line
+_PROGRESS = re.compile(r"^  [\w-]+: (converting|cache hit)$")
+
+
+def harness_argv(*args) -> list[str]:
+    """argv for the installed `harness` console script (or its entry point)."""
+    cmd = (
+        [str(_SCRIPT)]
+        if _SCRIPT.exists()
+        else [sys.executable, "-c", "from harness.cli import main; main()"]
+    )
+    return cmd + [str(a) for a in args]
+
+
+def harness(*args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `harness ARGS...` in a subprocess, capturing text output."""
+    return subprocess.run(
+        harness_argv(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *words: str, codes=(2,)) -> str:
+    """Exit 2, nothing on stdout, one 'harness: error:' line on stderr, no traceback."""
+    assert proc.returncode in codes, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stdout == ""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not _PROGRESS.match(ln)]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("harness: error: "), proc.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+def run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
+    """Reference inference on the host (float in, float out), one sample at a time."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    d_in = interp.get_input_details()[0]
+    interp.resize_tensor_input(d_in["index"], [1, *x.shape[1:]])
+    interp.allocate_tensors()
+    d_out = interp.get_output_details()[0]
+    out = []
+    for sample in x:
+        interp.set_tensor(d_in["index"], sample[None].astype(np.float32))
+        interp.invoke()
+        out.append(interp.get_tensor(d_out["index"]).reshape(-1).copy())
+    return np.stack(out)
+
+
+def with_custom_op(data: bytes, op_name: str = "HarnessTestOp") -> bytes:
+    """Rewrite a model's last operator code into a custom op no runtime knows."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    code = model.operatorCodes[-1]
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = op_name
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

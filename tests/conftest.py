@@ -1,0 +1,69 @@
+"""Shared fixtures: one trained digits model and one conversion per session."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "models"))  # models/digits.py is a script, not a package
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_user_dirs(tmp_path_factory):
+    """Conversion cache, default store and device locks in tmp dirs, never under ~.
+
+    Set in os.environ, so `harness` subprocesses inherit them too.
+    """
+    root = tmp_path_factory.mktemp("user")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARNESS_CACHE_DIR", str(root / "cache"))
+        mp.setenv("HARNESS_STORE", f"sqlite:///{root / 'default-store.db'}")
+        mp.setenv("XDG_DATA_HOME", str(root / "data"))
+        mp.setenv("XDG_CACHE_HOME", str(root / "xdg-cache"))
+        mp.setenv("HARNESS_LOCK_DIR", str(root / "locks"))
+        mp.delenv("HARNESS_VERBOSE", raising=False)
+        yield root
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> Path:
+    """models/digits.py trained once: digits.keras, eval.npz (x, y), calibration.npz (x)."""
+    import digits as recipe
+
+    out = tmp_path_factory.mktemp("digits")
+    recipe.train(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def variants(digits, tmp_path_factory):
+    """The digits model converted to fp32, fp16, dynamic, int8 (float I/O)."""
+    from harness.convert.pipeline import ConvertSpec, convert_model
+
+    out = tmp_path_factory.mktemp("variants")
+    spec = ConvertSpec(
+        digits / "digits.keras",
+        out,
+        ("fp32", "fp16", "dynamic", "int8"),
+        digits / "calibration.npz",
+    )
+    return convert_model(spec)
+
+
+@pytest.fixture(scope="session")
+def int8_io(digits, tmp_path_factory):
+    """The int8 variant with int8 input and output tensors."""
+    from harness.convert.pipeline import ConvertSpec, convert_model
+
+    out = tmp_path_factory.mktemp("int8io")
+    spec = ConvertSpec(digits / "digits.keras", out, ("int8",), digits / "calibration.npz", True)
+    return convert_model(spec)
+
+
+@pytest.fixture
+def store_url(tmp_path) -> str:
+    """A fresh SQLite store per test."""
+    return f"sqlite:///{tmp_path / 'results.db'}"
