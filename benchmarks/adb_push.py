@@ -1,4 +1,5 @@
-"""Push throughput to the harness ADB daemon on loopback: adb-shell vs Debian's adb.
+"""Push throughput to the harness ADB daemon on loopback: harness's direct transport
+(adb-shell underneath, with harness's numpy checksum) vs Debian's adb.
 
 For each maxdata (1 MiB and 4096) one daemon runs; each client pushes the same file to
 it, three times; the medians in MB/s (10**6 bytes per second) and the ratios are printed.
@@ -23,9 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from adb_shell.adb_device import AdbDeviceTcp
-
 from harness.adbd import AdbDaemon, DaemonConfig
+from harness.devices.adb_direct import DirectTransport
 
 ADB_RATE = re.compile(rb"([\d.]+) MB/s")
 
@@ -37,15 +37,16 @@ def free_port() -> int:
 
 
 def push_adb_shell(port: int, src: Path, device_path: str) -> float:
-    """Seconds for one adb-shell push (connection set up beforehand)."""
-    device = AdbDeviceTcp("127.0.0.1", port, default_transport_timeout_s=60)
-    device.connect(read_timeout_s=60)
+    """Seconds for one push through harness's direct transport (adb-shell underneath,
+    connection set up beforehand)."""
+    transport = DirectTransport("127.0.0.1", port)
+    transport.connect()
     try:
         start = time.perf_counter()
-        device.push(str(src), device_path, read_timeout_s=600)
+        transport.push(src, device_path, timeout=600)
         return time.perf_counter() - start
     finally:
-        device.close()
+        transport.close()
 
 
 def push_adb(env: dict[str, str], serial: str, src: Path, device_path: str) -> tuple[float, float]:
@@ -124,20 +125,20 @@ def main() -> None:
     print(f"push to harness adbd on 127.0.0.1, median of {args.repeat}, MB/s = 10^6 B/s")
     for maxdata, row in table.items():
         line = (
-            f"maxdata {maxdata:>7}: adb-shell {row['adb-shell']:8.1f} MB/s "
+            f"maxdata {maxdata:>7}: harness {row['adb-shell']:8.1f} MB/s "
             f"({row['adb-shell file MiB']:.0f} MiB)"
         )
         if "adb" in row:
             line += (
                 f" | adb push {row['adb']:8.1f} MB/s ({args.size_mib} MiB, adb says "
-                f"{row['adb self-reported']:.1f}) | adb / adb-shell = "
-                f"{row['adb'] / row['adb-shell']:.2f}x"
+                f"{row['adb self-reported']:.1f}) | harness / adb = "
+                f"{row['adb-shell'] / row['adb']:.2f}x"
             )
         print(line)
     if all("adb" in row for row in table.values()):
         big, small = table[1 << 20], table[4096]
         print(
-            f"adb-shell 1 MiB / 4096 = {big['adb-shell'] / small['adb-shell']:.2f}x; "
+            f"harness 1 MiB / 4096 = {big['adb-shell'] / small['adb-shell']:.2f}x; "
             f"adb 1 MiB / 4096 = {big['adb'] / small['adb']:.2f}x"
         )
 
