@@ -1,0 +1,514 @@
+"""The self-contained HTML run report: inline SVG charts, inline CSS and a little JS.
+
+Works offline (nothing is fetched), and works without JavaScript too (the tooltips
+fall back to the browser's own SVG <title>; only table sorting needs the script).
+Every string that came from the store is escaped with ``esc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.cells import CellRecord
+from harness.report.document import pareto_flags
+from harness.report.page import page
+from harness.report.recommend import Pick, format_us
+from harness.report.svg import BreakdownRow, ScatterPoint, breakdown_chart, esc, scatter_chart
+from harness.store.store import RunInfo
+
+PROFILE_KEYS = ("op_profile", "profile", "ops_profile")
+COVERAGE_KEYS = ("fully_accelerated", "delegated_ops", "total_ops", "coverage", "adapter")
+SNAPSHOT_KEYS = ("before", "after", "snapshot_before", "snapshot_after")
+OUTLIER_SHARE = 0.05
+WIDE_CI = 0.10
+
+
+def display_status(r: CellRecord) -> str:
+    """ok / partially delegated / unsupported / failed."""
+    if r.status == "ok" and r.extra.get("fully_accelerated") is False:
+        return "partially delegated"
+    return r.status
+
+
+def run_html(
+    run_id: str,
+    records: list[CellRecord],
+    run: RunInfo | None = None,
+    picks: Sequence[Pick] = (),
+) -> str:
+    """The whole report page for one run."""
+    pareto = pareto_flags(records)
+    devices = list(dict.fromkeys(r.cell.device for r in records))
+    models = list(dict.fromkeys(r.cell.model for r in records))
+    by_device = {p.device: p for p in picks}
+    body = [_header(run_id, run, models, records)]
+    if picks:
+        body.append(_slo_section(picks))
+    if warns := warnings(records):
+        items = "".join(f"<li>{esc(w)}</li>" for w in warns)
+        body.append(f'<section class="warnings"><h2>Warnings</h2><ul>{items}</ul></section>')
+    if len(devices) > 1:
+        links = " · ".join(f'<a href="#device-{i}">{esc(d)}</a>' for i, d in enumerate(devices))
+        body.append(f"<nav>devices: {links}</nav>")
+    for i, device in enumerate(devices):
+        rows = [r for r in records if r.cell.device == device]
+        body.append(_device_section(i, device, rows, pareto, by_device.get(device)))
+    if not records:
+        body.append("<p>This run has no cells.</p>")
+    return page(f"harness report {run_id} · {', '.join(models)}", "".join(body))
+
+
+def run_charts(records: list[CellRecord], picks: Sequence[Pick] = ()) -> list[str]:
+    """The main charts (scatter and breakdown per device), for the PNG export."""
+    pareto = pareto_flags(records)
+    by_device = {p.device: p for p in picks}
+    charts = []
+    for i, device in enumerate(dict.fromkeys(r.cell.device for r in records)):
+        rows = [r for r in records if r.cell.device == device]
+        charts.append(_scatter(i, device, rows, pareto, by_device.get(device)))
+        charts.append(_breakdown(i, device, rows))
+    return charts
+
+
+def _ident(device_index: int, cell_index: int) -> str:
+    return f"d{device_index}-c{cell_index}"  # never a store string: safe in selectors
+
+
+def _header(run_id: str, run: RunInfo | None, models: list[str], records) -> str:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[display_status(r)] = counts.get(display_status(r), 0) + 1
+    facts = [("run", run_id), ("model", ", ".join(models) or "-")]
+    if run:
+        facts += [("started", f"{run.created_at:%Y-%m-%d %H:%M:%S} UTC"), ("status", run.status)]
+        if run.tag:
+            facts.append(("tag", run.tag))
+        if run.command:
+            facts.append(("command", run.command))
+    facts.append(("cells", ", ".join(f"{n} {s}" for s, n in counts.items()) or "0"))
+    dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
+    return f"<header><h1>harness report</h1><dl class='facts'>{dl}</dl></header>"
+
+
+def _slo_section(picks: Sequence[Pick]) -> str:
+    rows = []
+    for p in picks:
+        b = p.budget
+        want = f"{b.metric} ≤ {format_us(b.max_latency_us)}"
+        if b.min_accuracy is not None:
+            want += f", accuracy ≥ {b.min_accuracy:g}"
+        if p.best:
+            best = f"{p.best.label} ({format_us(p.best.latency_us)}, {_acc(p.best.accuracy)})"
+        else:
+            best = "NOT MET" + (
+                f" — fastest {p.fastest.label} at {format_us(p.fastest.latency_us)}"
+                if p.fastest
+                else ""
+            )
+        runner = (
+            f"{p.runner_up.label} ({format_us(p.runner_up.latency_us)}, "
+            f"{_acc(p.runner_up.accuracy)})"
+            if p.runner_up
+            else "-"
+        )
+        cls = "met" if p.met else "unmet"
+        rows.append(
+            f'<tr class="{cls}"><td>{esc(p.device)}</td><td>{esc(want)}</td>'
+            f"<td>{esc(best)}</td><td>{esc(runner)}</td><td>{p.eligible} of {p.ok}</td>"
+            f"<td>{esc('; '.join(p.notes))}</td></tr>"
+        )
+    return (
+        '<section class="slo"><h2>SLO pick</h2><table><thead><tr><th>device</th>'
+        "<th>budget</th><th>best</th><th>runner-up</th><th>qualify</th><th>notes</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+def _device_section(i: int, device: str, rows, pareto, pick: Pick | None) -> str:
+    parts = [
+        f'<section class="device" id="device-{i}"><h2>device {esc(device)}</h2>',
+        f"<figure>{_scatter(i, device, rows, pareto, pick)}</figure>",
+        f"<figure>{_breakdown(i, device, rows)}</figure>",
+        _cell_table(i, rows, pareto),
+        _profile_section(i, rows),
+        _coverage_section(i, rows),
+        _environment_section(rows),
+        "</section>",
+    ]
+    return "".join(parts)
+
+
+def _scatter(i: int, device: str, rows, pareto, pick: Pick | None) -> str:
+    points = []
+    for j, r in enumerate(rows):
+        if r.status != "ok" or not r.latency:
+            continue
+        points.append(
+            ScatterPoint(
+                ident=_ident(i, j),
+                latency_us=r.latency.median,
+                ci_low=r.latency.ci_low,
+                ci_high=r.latency.ci_high,
+                accuracy=r.accuracy,
+                colour_key=r.cell.delegate,
+                shape_key=r.cell.variant,
+                tip=cell_tip(r, pareto.get(id(r), False)),
+                on_front=pareto.get(id(r), False),
+                picked=bool(pick and pick.best and pick.best.cell == r.cell),
+            )
+        )
+    budget = pick.budget if pick else None
+    return scatter_chart(
+        points,
+        f"{device}: latency vs accuracy",
+        budget_us=budget.max_latency_us if budget else None,
+        budget_label=f"{budget.metric} ≤ {format_us(budget.max_latency_us)}" if budget else "",
+    )
+
+
+def _breakdown(i: int, device: str, rows) -> str:
+    bars = [
+        BreakdownRow(
+            ident=_ident(i, j),
+            label=_label(r),
+            init_us=r.init_us,
+            first_us=r.first_us,
+            p50_us=r.latency.median,
+            p99_us=r.latency.p99,
+            e2e_us=r.end_to_end.median if r.end_to_end else None,
+        )
+        for j, r in enumerate(rows)
+        if r.status == "ok" and r.latency
+    ]
+    bars.sort(key=lambda b: b.p50_us)
+    return breakdown_chart(bars, f"{device}: service latency")
+
+
+def _label(r: CellRecord) -> str:
+    c = r.cell
+    return f"{c.variant} {c.delegate} t{c.threads}"
+
+
+def cell_tip(r: CellRecord, on_front: bool = False) -> str:
+    """Every figure of an ok cell, one per line (the hover text)."""
+    c, lat = r.cell, r.latency
+    lines = [
+        f"{c.model} / {c.variant} / {c.delegate} / {c.threads} thread(s)",
+        f"median {format_us(lat.median)} (95% CI {format_us(lat.ci_low)} – "
+        f"{format_us(lat.ci_high)})",
+        f"p90 {format_us(lat.p90)} · p99 {format_us(lat.p99)}",
+        f"mean {format_us(lat.mean)} ± {format_us(lat.std)} · min {format_us(lat.min)} · "
+        f"max {format_us(lat.max)}",
+    ]
+    if r.end_to_end:
+        lines.append(f"end-to-end median {format_us(r.end_to_end.median)}")
+    lines.append(f"init {format_us(r.init_us)} · first inference {format_us(r.first_us)}")
+    drift = r.drift or {}
+    acc = f"accuracy {_acc(r.accuracy)}"
+    if drift.get("max_abs") is not None:
+        acc += f" · drift max {drift['max_abs']:.1e}"
+    if drift.get("top1_agreement") is not None:
+        acc += f" · top-1 agreement {drift['top1_agreement']:.1%}"
+    lines.append(acc)
+    lines.append(f"n = {lat.n} samples, {lat.outliers} outliers (kept)")
+    if r.peak_rss_kb:
+        lines.append(f"peak RSS {r.peak_rss_kb / 1024:.1f} MiB")
+    if display_status(r) != "ok":
+        lines.append(display_status(r))
+    if on_front:
+        lines.append("Pareto-optimal")
+    return "\n".join(lines)
+
+
+def _acc(a: float | None) -> str:
+    return "-" if a is None else f"{a:.4f}"
+
+
+_COLUMNS = (
+    "variant", "delegate", "threads", "status", "reason", "median", "95% CI", "p90", "p99",
+    "e2e", "init", "first", "accuracy", "drift", "size", "peak RSS", "outliers", "Pareto",
+)  # fmt: skip
+
+
+def _cell_table(i: int, rows, pareto) -> str:
+    head = "".join(f'<th scope="col" title="click to sort">{esc(c)}</th>' for c in _COLUMNS)
+    body = []
+    for j, r in enumerate(rows):
+        c, lat = r.cell, r.latency
+        status = display_status(r)
+        drift = (r.drift or {}).get("max_abs")
+        reason = r.reason or ""
+        if status == "partially delegated" and not reason:
+            reason = _coverage_text(r.extra)
+        cells = [
+            _td(c.variant), _td(c.delegate), _td(c.threads, c.threads),
+            f'<td class="st st-{status.split()[0]}">{esc(status)}</td>',
+            _td_us(lat.median if lat else None),
+            _td(f"{format_us(lat.ci_low)} – {format_us(lat.ci_high)}" if lat else "",
+                lat.ci_high - lat.ci_low if lat else None),
+            _td_us(lat.p90 if lat else None), _td_us(lat.p99 if lat else None),
+            _td_us(r.end_to_end.median if r.end_to_end else None),
+            _td_us(r.init_us), _td_us(r.first_us),
+            _td(_acc(r.accuracy) if r.accuracy is not None else "", r.accuracy),
+            _td(f"{drift:.1e}" if drift is not None else "", drift),
+            _td(_size(r.size_bytes), r.size_bytes),
+            _td(f"{r.peak_rss_kb / 1024:.1f} MiB" if r.peak_rss_kb else "", r.peak_rss_kb),
+            _td(lat.outliers if lat else "", lat.outliers if lat else None),
+            _td("★" if pareto.get(id(r)) else "", 1 if pareto.get(id(r)) else 0),
+        ]  # fmt: skip
+        cells.insert(4, f'<td class="reason">{esc(reason)}</td>')
+        body.append((_row_order(r), j, f'<tr data-cell="{_ident(i, j)}">{"".join(cells)}</tr>'))
+    return (
+        f'<h3>cells</h3><div class="scroll"><table class="sortable cells" id="cells-{i}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(row for *_, row in sorted(body))}</tbody>"
+        "</table></div>"
+    )
+
+
+def _row_order(r: CellRecord) -> tuple:
+    """Like the terminal: ok cells fastest first, then unsupported, then failed."""
+    rank = {"ok": 0, "unsupported": 1}.get(r.status, 2)
+    return (rank, r.latency.median if r.status == "ok" and r.latency else 0.0)
+
+
+def _td(text, value=None) -> str:
+    v = "" if value is None else f' data-v="{esc(value)}"'
+    return f"<td{v}>{esc(text)}</td>"
+
+
+def _td_us(us: float | None) -> str:
+    return _td(format_us(us) if us is not None else "", us)
+
+
+def _size(n: int | None) -> str:
+    if not n:
+        return ""
+    return f"{n / 1024:.0f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
+
+
+# -- optional sections: per-op profile, delegation coverage, environment --------------
+
+
+def op_profile(extra: dict) -> list[tuple[str, float, int | None]]:
+    """(op, time µs, count) from whichever profile field the runner wrote; [] if none.
+
+    Accepts {op: µs}, or a list of {op|name|type, us|time_us|avg_us|total_us, count}.
+    """
+    raw = next((extra[k] for k in PROFILE_KEYS if extra.get(k)), None)
+    out: list[tuple[str, float, int | None]] = []
+    if isinstance(raw, dict):
+        out = [(str(k), float(v), None) for k, v in raw.items() if isinstance(v, int | float)]
+    elif isinstance(raw, list):
+        for item in raw:
+            if not isinstance(item, dict):
+                continue
+            name = next((item[k] for k in ("op", "name", "type") if k in item), None)
+            t = next(
+                (item[k] for k in ("us", "time_us", "avg_us", "total_us", "mean_us") if k in item),
+                None,
+            )
+            if name is not None and isinstance(t, int | float):
+                count = item.get("count")
+                out.append((str(name), float(t), count if isinstance(count, int) else None))
+    return sorted(out, key=lambda o: -o[1])
+
+
+def _profile_section(i: int, rows, top: int = 10) -> str:
+    blocks = []
+    for r in rows:
+        ops = op_profile(r.extra)
+        if not ops:
+            continue
+        total = sum(t for _, t, _ in ops) or 1.0
+        trs = "".join(
+            f"<tr><td>{esc(name)}</td><td data-v='{t}'>{esc(format_us(t))}</td>"
+            f"<td data-v='{t / total}'>{t / total:.0%}</td><td>{'' if n is None else n}</td></tr>"
+            for name, t, n in ops[:top]
+        )
+        blocks.append(
+            f"<details><summary>{esc(_label(r))}: top {min(top, len(ops))} of {len(ops)} ops"
+            f"</summary><table class='sortable'><thead><tr><th>op</th><th>time</th>"
+            f"<th>share</th><th>count</th></tr></thead><tbody>{trs}</tbody></table></details>"
+        )
+    if not blocks:
+        return ""
+    return f'<h3>per-op profile</h3><div class="profile">{"".join(blocks)}</div>'
+
+
+def _coverage_text(extra: dict) -> str:
+    d, t = extra.get("delegated_ops"), extra.get("total_ops")
+    if isinstance(d, int) and isinstance(t, int) and t:
+        return f"{d} of {t} ops on the delegate ({d / t:.0%})"
+    if isinstance(extra.get("coverage"), int | float):
+        return f"{extra['coverage']:.0%} of ops on the delegate"
+    if extra.get("fully_accelerated") is False:
+        return "some ops fell back to the CPU"
+    return ""
+
+
+def _coverage_section(i: int, rows) -> str:
+    shown = [r for r in rows if any(k in r.extra for k in COVERAGE_KEYS)]
+    if not shown:
+        return ""
+    trs = "".join(
+        f"<tr><td>{esc(_label(r))}</td><td>{esc(display_status(r))}</td>"
+        f"<td>{esc(_yes_no(r.extra.get('fully_accelerated')))}</td>"
+        f"<td>{esc(_coverage_text(r.extra) or '-')}</td>"
+        f"<td>{esc(r.extra.get('adapter') or '-')}</td>"
+        f"<td>{esc(r.extra.get('sync_point') or '-')}</td></tr>"
+        for r in shown
+    )
+    return (
+        "<h3>delegation coverage</h3><table class='sortable'><thead><tr><th>cell</th>"
+        "<th>status</th><th>fully accelerated</th><th>coverage</th><th>adapter</th>"
+        f"<th>timed up to</th></tr></thead><tbody>{trs}</tbody></table>"
+    )
+
+
+def _yes_no(v) -> str:
+    return {True: "yes", False: "no"}.get(v, "-")
+
+
+def _environment_section(rows) -> str:
+    envs = [r.env for r in rows if r.env]
+    if not envs:
+        return ""
+    keys = [k for k in dict.fromkeys(k for e in envs for k in e) if k not in SNAPSHOT_KEYS]
+    same = [k for k in keys if all(e.get(k) == envs[0].get(k) for e in envs)]
+    varies = [k for k in keys if k not in same]
+    dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(_env_value(envs[0].get(k)))}</dd>" for k in same)
+    html = f"<h3>environment</h3><dl class='env'>{dl}</dl>"
+    if varies:
+        html += f"<p class='note'>varies per cell: {esc(', '.join(varies))}</p>"
+    before, after = snapshots(envs)
+    if before or after:
+        names = list(dict.fromkeys([*before, *after]))
+        trs = "".join(
+            f"<tr><td>{esc(k)}</td><td>{esc(_env_value(before.get(k)))}</td>"
+            f"<td>{esc(_env_value(after.get(k)))}</td></tr>"
+            for k in names
+        )
+        html += (
+            "<table class='snap'><thead><tr><th>device state</th><th>before first cell</th>"
+            f"<th>after last cell</th></tr></thead><tbody>{trs}</tbody></table>"
+        )
+    return html
+
+
+def _env_value(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, list):
+        return ", ".join("-" if x is None else f"{x:.3g}" if isinstance(x, float) else str(x)
+                         for x in v)  # fmt: skip
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def snapshots(envs: list[dict]) -> tuple[dict, dict]:
+    """(first cell's before, last cell's after) device snapshots, flattened; {} if absent."""
+    before = next((b for e in envs if isinstance(b := _snap(e, "before"), dict)), None)
+    after = next((a for e in reversed(envs) if isinstance(a := _snap(e, "after"), dict)), None)
+    return flatten_snapshot(before or {}), flatten_snapshot(after or {})
+
+
+def _snap(env: dict, which: str):
+    return env.get(which) or env.get(f"snapshot_{which}")
+
+
+def flatten_snapshot(snap: dict) -> dict:
+    """A device snapshot (harness.devices.snapshot) as flat name -> value rows.
+
+    Battery, thermal status, the hottest thermal zone, governors and props; any other
+    scalar field is kept under its own name, so a plain {"temp_c": 41} works too.
+    """
+    out: dict = {}
+    for k, v in snap.items():
+        if k in ("taken_at", "device"):
+            continue
+        if k == "battery" and isinstance(v, dict):
+            out |= {f"battery {bk}": bv for bk, bv in v.items() if bk != "source"}
+        elif k == "thermal_status" and isinstance(v, dict):
+            out["thermal status"] = f"{v.get('name')} ({v.get('level')})"
+            out["thermal status level"] = v.get("level")
+        elif k == "thermal_zones" and isinstance(v, list):
+            temps = [z for z in v if isinstance(z, dict) and _is_num(z.get("temp_c"))]
+            if temps:
+                hot = max(temps, key=lambda z: z["temp_c"])
+                out["hottest zone temp_c"] = hot["temp_c"]
+                out["hottest zone"] = f"{hot.get('zone')} {hot.get('type') or ''}".strip()
+        elif k == "governors" and isinstance(v, dict):
+            govs = sorted({str(g.get("governor")) for g in v.values() if isinstance(g, dict)})
+            out["governors"] = ", ".join(govs)
+            freqs = [g.get("cur_freq_khz") for g in v.values() if isinstance(g, dict)]
+            if any(isinstance(f, int) for f in freqs):
+                out["cur_freq_khz"] = freqs
+        elif k == "props" and isinstance(v, dict):
+            out |= v
+        elif not isinstance(v, dict | list) or k == "loadavg":
+            out[k] = v
+    return out
+
+
+# -- warnings -------------------------------------------------------------------------
+
+
+def warnings(records: list[CellRecord]) -> list[str]:
+    """What should make a reader distrust or qualify the figures."""
+    out = []
+    for device in dict.fromkeys(r.cell.device for r in records):
+        rows = [r for r in records if r.cell.device == device]
+        envs = [r.env for r in rows]
+        before, after = snapshots(envs)
+        if (
+            device.startswith("emulator")
+            or any(
+                e.get("emulator") is True or str(e.get("ro.kernel.qemu", "")) == "1" for e in envs
+            )
+            or "1" in {str(before.get(k)) for k in ("ro.kernel.qemu", "ro.boot.qemu")}
+        ):
+            out.append(f"{device}: an emulator; its timings say little about a real phone")
+        level = after.get("thermal status level")
+        if any(r.env.get("throttled") or r.extra.get("throttled") for r in rows) or (
+            isinstance(level, int) and level > 0
+        ):
+            out.append(f"{device}: the device reported thermal throttling during the run")
+        out += [f"{device}: {w}" for w in _temperature_rise(before, after)]
+        ok = [r for r in rows if r.status == "ok" and r.latency]
+        noisy = [r for r in ok if r.latency.outliers > OUTLIER_SHARE * r.latency.n]
+        if noisy:
+            out.append(
+                f"{device}: {len(noisy)} of {len(ok)} ok cells have more than "
+                f"{OUTLIER_SHARE:.0%} outlier samples (kept in every figure; medians are robust)"
+            )
+        wide = [r for r in ok if r.latency.median and _ci_width(r) > WIDE_CI]
+        if wide:
+            out.append(
+                f"{device}: {len(wide)} cells have a median CI wider than {WIDE_CI:.0%} "
+                "of the median; time them longer (--runs / --min-secs)"
+            )
+        partial = [r for r in ok if display_status(r) == "partially delegated"]
+        if partial:
+            out.append(f"{device}: {len(partial)} cells ran only partly on the delegate")
+        failed = [r for r in rows if r.status == "failed"]
+        if failed:
+            out.append(f"{device}: {len(failed)} cells failed (reasons in the table)")
+    return out
+
+
+def _ci_width(r: CellRecord) -> float:
+    return (r.latency.ci_high - r.latency.ci_low) / r.latency.median
+
+
+def _temperature_rise(before: dict, after: dict, threshold: float = 5.0) -> list[str]:
+    out = []
+    for k, v in before.items():
+        w = after.get(k)
+        if "temp" in k.lower() and _is_num(v) and _is_num(w) and w - v >= threshold:
+            out.append(f"{k} rose from {v:g} to {w:g} during the run (throttling likely)")
+    return out
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)

@@ -1,0 +1,66 @@
+"""Markdown tables of a run (for pull-request comments and chat): one per device."""
+
+from __future__ import annotations
+
+from harness.cells import CellRecord
+from harness.report.document import pareto_flags
+from harness.report.html import display_status
+from harness.report.recommend import format_us
+
+
+def run_markdown(run_id: str, records: list[CellRecord]) -> str:
+    """Per device a table sorted by status then median; Pareto-optimal cells starred."""
+    pareto = pareto_flags(records)
+    out = [f"## harness run {_cell(run_id)}", ""]
+    for device in dict.fromkeys(r.cell.device for r in records):
+        rows = sorted((r for r in records if r.cell.device == device), key=_order)
+        out += [
+            f"### device {_cell(device)}",
+            "",
+            "| model | variant | delegate | threads | status | median | p90 | p99 | e2e "
+            "| init | accuracy |",
+            "|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|",
+        ]
+        for r in rows:
+            c, lat = r.cell, r.latency
+            star = " ★" if pareto.get(id(r)) else ""
+            status = display_status(r)
+            if r.status != "ok" and r.reason:
+                status += f": {r.reason}"
+            out.append(
+                "| "
+                + " | ".join(
+                    [
+                        _cell(c.model),
+                        _cell(c.variant) + star,
+                        _cell(c.delegate),
+                        str(c.threads),
+                        _cell(status),
+                        format_us(lat.median) if lat else "",
+                        format_us(lat.p90) if lat else "",
+                        format_us(lat.p99) if lat else "",
+                        format_us(r.end_to_end.median) if r.end_to_end else "",
+                        format_us(r.init_us) if r.init_us is not None else "",
+                        "" if r.accuracy is None else f"{r.accuracy:.4f}",
+                    ]
+                )
+                + " |"
+            )
+        out += ["", "★ Pareto-optimal (latency vs accuracy)", ""]
+    return "\n".join(out)
+
+
+def _order(r: CellRecord):
+    return ({"ok": 0, "unsupported": 1}.get(r.status, 2), r.latency.median if r.latency else 0)
+
+
+def _cell(text: str) -> str:
+    """Table-safe: no pipes, newlines or raw HTML."""
+    return (
+        str(text)
+        .replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\n", " ")
+    )

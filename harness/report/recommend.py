@@ -1,0 +1,287 @@
+"""The SLO pick: per device, the best cell that meets a latency budget. Pure functions.
+
+Ranking rule (documented in README.md):
+
+1. Eligible: status ``ok``, the chosen latency metric is known and <= the budget,
+   and, when ``min_accuracy`` is given, the accuracy is measured and >= it (a cell
+   without accuracy cannot show that it meets an accuracy floor, so it is left out).
+2. Best: the highest accuracy; accuracies within ``accuracy_tie`` of the highest
+   count as equal, and among those the lowest latency wins. Cells without accuracy
+   rank after every cell with one (unknown is not better than known), by latency.
+   Remaining ties: variant, delegate, threads (alphabetical/numeric), for a stable pick.
+3. Runner-up: the best of the rest by the same rule, with what switching to it would
+   gain or cost in latency and accuracy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from harness.cells import Cell, CellRecord
+from harness.errors import HarnessError
+
+METRICS = ("median", "p90", "p99", "e2e")
+_UNITS = {"us": 1.0, "µs": 1.0, "μs": 1.0, "ms": 1e3, "s": 1e6}
+_LATENCY_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(us|µs|μs|ms|s)\s*$")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a cell must meet: latency (µs, by ``metric``) and optionally accuracy."""
+
+    max_latency_us: float
+    min_accuracy: float | None = None
+    metric: str = "median"
+    accuracy_tie: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise HarnessError(f"unknown metric {self.metric!r}; use one of {', '.join(METRICS)}")
+        if not self.max_latency_us > 0:
+            raise HarnessError("the latency budget must be positive")
+        if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
+            raise HarnessError(f"--min-accuracy {self.min_accuracy} is not in [0, 1]")
+        if self.accuracy_tie < 0:
+            raise HarnessError("the accuracy tie tolerance cannot be negative")
+
+    def to_dict(self) -> dict:
+        return {
+            "max_latency_us": self.max_latency_us,
+            "min_accuracy": self.min_accuracy,
+            "metric": self.metric,
+            "accuracy_tie": self.accuracy_tie,
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ok cell as the pick sees it."""
+
+    cell: Cell
+    latency_us: float
+    accuracy: float | None
+
+    @property
+    def label(self) -> str:
+        c = self.cell
+        return f"{c.model}/{c.variant}/{c.delegate}/t{c.threads}"
+
+    def to_dict(self) -> dict:
+        return {
+            "cell": self.cell.to_dict(),
+            "label": self.label,
+            "latency_us": self.latency_us,
+            "accuracy": self.accuracy,
+        }
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The answer for one device."""
+
+    device: str
+    budget: Budget
+    best: Candidate | None
+    runner_up: Candidate | None
+    eligible: int  # cells meeting the budget
+    ok: int  # cells with status ok
+    fastest: Candidate | None = None  # the fastest ok cell, to say by how much a miss is
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def met(self) -> bool:
+        return self.best is not None
+
+    @property
+    def latency_delta_us(self) -> float | None:
+        """Runner-up latency minus best latency (negative: the runner-up is faster)."""
+        if self.best and self.runner_up:
+            return self.runner_up.latency_us - self.best.latency_us
+        return None
+
+    @property
+    def accuracy_delta(self) -> float | None:
+        """Runner-up accuracy minus best accuracy (negative: the runner-up is worse)."""
+        if (
+            self.best
+            and self.runner_up
+            and None
+            not in (
+                self.best.accuracy,
+                self.runner_up.accuracy,
+            )
+        ):
+            return self.runner_up.accuracy - self.best.accuracy
+        return None
+
+    def to_dict(self) -> dict:
+        return {
+            "device": self.device,
+            "met": self.met,
+            "budget": self.budget.to_dict(),
+            "best": self.best.to_dict() if self.best else None,
+            "runner_up": self.runner_up.to_dict() if self.runner_up else None,
+            "runner_up_latency_delta_us": self.latency_delta_us,
+            "runner_up_accuracy_delta": self.accuracy_delta,
+            "eligible": self.eligible,
+            "ok": self.ok,
+            "fastest": self.fastest.to_dict() if self.fastest else None,
+            "notes": list(self.notes),
+        }
+
+
+def parse_latency(text: str) -> float:
+    """'20ms' -> 20000.0 (µs); units us/µs, ms, s are required."""
+    m = _LATENCY_RE.match(text or "")
+    if not m:
+        raise HarnessError(
+            f"bad latency {text!r}: give a number with a unit, like 500us, 20ms or 1.5s"
+        )
+    value = float(m.group(1)) * _UNITS[m.group(2)]
+    if value <= 0:
+        raise HarnessError(f"bad latency {text!r}: must be positive")
+    return value
+
+
+def parse_slo(text: str) -> Budget:
+    """'20ms' (steady-state median) or 'p90:20ms' / 'e2e:5ms' -> Budget."""
+    metric, sep, latency = (text or "").partition(":")
+    if not sep:
+        metric, latency = "median", metric
+    return Budget(max_latency_us=parse_latency(latency), metric=metric.strip().lower())
+
+
+def metric_us(record: CellRecord, metric: str) -> float | None:
+    """The record's latency by metric (µs), None when it was not measured."""
+    if record.status != "ok":
+        return None
+    if metric == "e2e":
+        return record.end_to_end.median if record.end_to_end else None
+    return getattr(record.latency, metric) if record.latency else None
+
+
+def recommend(records: list[CellRecord], budget: Budget) -> list[Pick]:
+    """One Pick per device, in the order the devices first appear."""
+    return [
+        pick_for_device(device, [r for r in records if r.cell.device == device], budget)
+        for device in dict.fromkeys(r.cell.device for r in records)
+    ]
+
+
+def pick_for_device(device: str, records: list[CellRecord], budget: Budget) -> Pick:
+    """Apply the ranking rule (module doc) to one device's records."""
+    ok = [
+        Candidate(r.cell, lat, r.accuracy)
+        for r in records
+        if (lat := metric_us(r, budget.metric)) is not None
+    ]
+    fast = [c for c in ok if c.latency_us <= budget.max_latency_us]
+    eligible = [c for c in fast if _meets_accuracy(c, budget.min_accuracy)]
+    ranked = rank(eligible, budget.accuracy_tie)
+    fastest = min(ok, key=lambda c: (c.latency_us, _tiebreak(c)), default=None)
+    return Pick(
+        device=device,
+        budget=budget,
+        best=ranked[0] if ranked else None,
+        runner_up=ranked[1] if len(ranked) > 1 else None,
+        eligible=len(eligible),
+        ok=len(ok),
+        fastest=fastest,
+        notes=_notes(records, ok, fast, eligible, budget),
+    )
+
+
+def rank(candidates: list[Candidate], accuracy_tie: float = 0.0) -> list[Candidate]:
+    """Candidates best first (module doc, rule 2), by repeated selection."""
+    rest, ranked = list(candidates), []
+    while rest:
+        measured = [c for c in rest if c.accuracy is not None]
+        if measured:
+            top = max(c.accuracy for c in measured)
+            pool = [c for c in measured if c.accuracy >= top - accuracy_tie]
+        else:
+            pool = rest
+        best = min(pool, key=lambda c: (c.latency_us, _tiebreak(c)))
+        ranked.append(best)
+        rest.remove(best)
+    return ranked
+
+
+def _meets_accuracy(c: Candidate, floor: float | None) -> bool:
+    return floor is None or (c.accuracy is not None and c.accuracy >= floor)
+
+
+def _tiebreak(c: Candidate) -> tuple:
+    return (c.cell.variant, c.cell.delegate, c.cell.threads)
+
+
+def _notes(records, ok, fast, eligible, budget: Budget) -> tuple[str, ...]:
+    notes = []
+    if not ok:
+        notes.append(f"no ok cell with a {budget.metric} latency ({len(records)} cells)")
+    elif not fast:
+        notes.append(f"no ok cell is within {format_us(budget.max_latency_us)}")
+    elif budget.min_accuracy is not None and len(eligible) < len(fast):
+        unknown = sum(1 for c in fast if c.accuracy is None)
+        below = len(fast) - len(eligible) - unknown
+        if below:
+            notes.append(f"{below} fast enough but below accuracy {budget.min_accuracy:g}")
+        if unknown:
+            notes.append(f"{unknown} fast enough but without measured accuracy (no --eval)")
+    return tuple(notes)
+
+
+def format_us(us: float | None) -> str:
+    """Human latency: 850 µs, 12.3 ms, 1.20 s."""
+    if us is None:
+        return "-"
+    if us < 1000:
+        return f"{us:.1f} µs" if us < 100 else f"{us:.0f} µs"
+    if us < 1e6:
+        return f"{us / 1e3:.2f} ms" if us < 1e4 else f"{us / 1e3:.1f} ms"
+    return f"{us / 1e6:.2f} s"
+
+
+def describe(pick: Pick) -> list[str]:
+    """Plain-text lines for the terminal, one fact per line."""
+    b = pick.budget
+    floor = f", accuracy >= {b.min_accuracy:g}" if b.min_accuracy is not None else ""
+    head = f"{pick.device}: {b.metric} <= {format_us(b.max_latency_us)}{floor}"
+    if not pick.met:
+        lines = [f"{head}: NOT MET ({pick.eligible} of {pick.ok} ok cells qualify)"]
+        if pick.fastest:
+            lines.append(
+                f"  fastest: {pick.fastest.label} at {format_us(pick.fastest.latency_us)}"
+                f" ({_acc(pick.fastest.accuracy)})"
+            )
+        return lines + [f"  note: {n}" for n in pick.notes]
+    best = pick.best
+    lines = [
+        f"{head}: {pick.eligible} of {pick.ok} ok cells qualify",
+        f"  best:      {best.label}  {format_us(best.latency_us)}  {_acc(best.accuracy)}",
+    ]
+    if pick.runner_up:
+        r = pick.runner_up
+        lines.append(f"  runner-up: {r.label}  {format_us(r.latency_us)}  {_acc(r.accuracy)}")
+        lines.append(f"             {_tradeoff(pick)}")
+    return lines + [f"  note: {n}" for n in pick.notes]
+
+
+def _tradeoff(pick: Pick) -> str:
+    d = pick.latency_delta_us or 0.0
+    base = pick.best.latency_us
+    rel = f" ({d / base:+.0%})" if base else ""
+    lat = f"{format_us(abs(d))} {'slower' if d > 0 else 'faster'}{rel}" if d else "same latency"
+    da = pick.accuracy_delta
+    if da is None:
+        acc = "accuracy not comparable"
+    elif da == 0:
+        acc = "same accuracy"
+    else:
+        acc = f"accuracy {da * 100:+.2f} pt"
+    return f"{lat}, {acc}"
+
+
+def _acc(a: float | None) -> str:
+    return "acc -" if a is None else f"acc {a:.4f}"

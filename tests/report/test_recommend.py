@@ -1,0 +1,184 @@
+"""The SLO pick on constructed runs with known answers, and its CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_helpers import assert_user_error, harness
+
+from harness.errors import HarnessError
+from harness.report.recommend import (
+    Budget,
+    describe,
+    parse_latency,
+    parse_slo,
+    pick_for_device,
+    recommend,
+)
+from harness.store.store import Store
+
+from .builders import not_ok, ok
+
+
+def _run() -> list:
+    """One phone: four ok cells with known medians (µs) and accuracies, two not ok."""
+    return [
+        ok("fp32", "cpu", 1, median=30_000, accuracy=0.980),
+        ok("fp16", "gpu", 1, median=8_000, accuracy=0.979),
+        ok("dynamic", "xnnpack", 4, median=12_000, accuracy=0.975),
+        ok("int8", "nnapi", 1, median=4_000, accuracy=0.960),
+        not_ok("unsupported", "no GPU", "int8", "gpu"),
+        not_ok("failed", "runner died", "fp32", "nnapi"),
+    ]
+
+
+def _label(c) -> str:
+    return f"{c.cell.variant}/{c.cell.delegate}"
+
+
+@pytest.mark.parametrize(
+    ("text", "us"),
+    [("20ms", 20_000), ("500us", 500), ("500µs", 500), ("1.5s", 1_500_000), (" 2 ms ", 2000),
+     (".5ms", 500)],
+)  # fmt: skip
+def test_parse_latency(text, us):
+    assert parse_latency(text) == pytest.approx(us)
+
+
+@pytest.mark.parametrize("text", ["20", "ms", "20 min", "-3ms", "0ms", "twenty ms", ""])
+def test_bad_latency_is_a_user_error(text):
+    with pytest.raises(HarnessError, match="latency"):
+        parse_latency(text)
+
+
+def test_parse_slo_with_and_without_metric():
+    assert parse_slo("20ms") == Budget(20_000, metric="median")
+    assert parse_slo("p90:5ms") == Budget(5_000, metric="p90")
+    with pytest.raises(HarnessError, match="metric"):
+        parse_slo("p95:5ms")
+
+
+def test_budget_met_by_several_picks_the_most_accurate_and_names_the_runner_up():
+    (pick,) = recommend(_run(), Budget(15_000))
+    assert pick.met and pick.eligible == 3 and pick.ok == 4
+    assert _label(pick.best) == "fp16/gpu"
+    assert _label(pick.runner_up) == "dynamic/xnnpack"
+    assert pick.accuracy_delta == pytest.approx(-0.004)
+    assert pick.latency_delta_us == pytest.approx(4_000, rel=0.05)
+    text = "\n".join(describe(pick))
+    assert "fp16/gpu" in text and "slower" in text and "-0.40 pt" in text
+
+
+def test_budget_met_by_one():
+    pick = pick_for_device("phone", _run(), Budget(5_000))
+    assert _label(pick.best) == "int8/nnapi" and pick.runner_up is None and pick.eligible == 1
+
+
+def test_budget_met_by_none_says_how_far_off():
+    pick = pick_for_device("phone", _run(), Budget(1_000))
+    assert not pick.met and pick.best is None
+    assert _label(pick.fastest) == "int8/nnapi"
+    assert "NOT MET" in describe(pick)[0]
+    assert pick.to_dict()["met"] is False
+
+
+def test_min_accuracy_filters_and_says_why():
+    pick = pick_for_device("phone", _run(), Budget(5_000, min_accuracy=0.97))
+    assert not pick.met
+    assert any("below accuracy 0.97" in n for n in pick.notes)
+    pick = pick_for_device("phone", _run(), Budget(31_000, min_accuracy=0.979))
+    assert _label(pick.best) == "fp32/cpu" and _label(pick.runner_up) == "fp16/gpu"
+
+
+def test_metric_choice_changes_the_answer():
+    records = [
+        ok("fp16", "gpu", 1, median=8_000, accuracy=0.98, seed=1),
+        ok("int8", "cpu", 1, median=9_000, accuracy=0.97, seed=2),
+    ]
+    gpu = records[0]
+    slow_tail = gpu.latency.__class__(**(gpu.latency.to_dict() | {"p90": 30_000.0}))
+    records[0] = gpu.with_(latency=slow_tail)
+    assert _label(pick_for_device("phone", records, Budget(10_000)).best) == "fp16/gpu"
+    assert _label(pick_for_device("phone", records, Budget(10_000, metric="p90")).best) == (
+        "int8/cpu"
+    )
+    # e2e adds the copies: 9 000 + 50 µs is over an exact 9 020 µs budget, the median is not
+    e2e = pick_for_device("phone", records[1:], Budget(9_020, metric="e2e"))
+    assert not e2e.met
+    assert pick_for_device("phone", records[1:], Budget(9_200, metric="e2e")).met
+
+
+def test_accuracy_tie_prefers_the_faster():
+    records = [ok("fp32", "cpu", 1, 9_000, 0.9800), ok("int8", "cpu", 1, 3_000, 0.9790)]
+    assert _label(pick_for_device("p", records, Budget(10_000)).best) == "fp32/cpu"
+    pick = pick_for_device("p", records, Budget(10_000, accuracy_tie=0.002))
+    assert _label(pick.best) == "int8/cpu"
+
+
+def test_cells_without_accuracy_rank_last_or_fail_an_accuracy_floor():
+    records = [ok("fp32", "cpu", 1, 2_000, None), ok("int8", "cpu", 1, 6_000, 0.9)]
+    pick = pick_for_device("p", records, Budget(10_000))
+    assert _label(pick.best) == "int8/cpu" and _label(pick.runner_up) == "fp32/cpu"
+    assert pick.accuracy_delta is None
+    pick = pick_for_device("p", records, Budget(4_000, min_accuracy=0.5))
+    assert not pick.met and any("without measured accuracy" in n for n in pick.notes)
+    only_unknown = pick_for_device("p", records[:1], Budget(10_000))
+    assert _label(only_unknown.best) == "fp32/cpu"
+
+
+def test_one_pick_per_device():
+    records = _run() + [ok("int8", "cpu", 1, median=900, accuracy=0.9, device="board")]
+    picks = recommend(records, Budget(2_000))
+    assert [(p.device, p.met) for p in picks] == [("phone", False), ("board", True)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [({"metric": "p95"}, "metric"), ({"min_accuracy": 1.5}, "min-accuracy"),
+     ({"accuracy_tie": -1}, "tie")],
+)  # fmt: skip
+def test_bad_budget(kwargs, word):
+    with pytest.raises(HarnessError, match=word):
+        Budget(1_000, **kwargs)
+
+
+# -- CLI -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stored(store_url):
+    store = Store(store_url)
+    run_id = store.create_run({"model": "digits"})
+    for r in _run():
+        store.add_cell(run_id, r)
+    store.finish_run(run_id)
+    return store_url, run_id
+
+
+def test_cli_exit_codes_for_a_ci_gate(stored):
+    url, run_id = stored
+    met = harness("recommend", run_id, "--store", url, "--max-latency", "15ms")
+    assert met.returncode == 0, met.stderr
+    assert "best:      digits/fp16/gpu/t1" in met.stdout
+    missed = harness("recommend", "latest", "--store", url, "--max-latency", "1ms", "--json")
+    assert missed.returncode == 1, missed.stderr
+    doc = json.loads(missed.stdout)
+    assert doc["met"] is False and doc["picks"][0]["fastest"]["label"] == "digits/int8/nnapi/t1"
+    slo = harness("report", run_id, "--store", url, "--slo", "p99:1ms")
+    assert slo.returncode == 1 and "NOT MET" in slo.stdout
+
+
+def test_cli_user_errors_are_one_line(stored):
+    url, run_id = stored
+    assert_user_error(harness("recommend", "nope", "--store", url, "--max-latency", "5ms"), "nope")
+    assert_user_error(
+        harness("recommend", run_id, "--store", url, "--max-latency", "20"), "bad latency"
+    )
+    assert_user_error(
+        harness(
+            "recommend", run_id, "--store", url, "--max-latency", "5ms", "--min-accuracy", "97"
+        ),
+        "min-accuracy",
+    )
+    assert_user_error(harness("report", run_id, "--store", url, "--slo", "fast"), "bad latency")
