@@ -6,13 +6,16 @@ runtime (ai-edge-litert, else tflite_runtime, else tensorflow.lite), because it 
 copied as-is to Linux boards over ADB and run there. It never aggregates: it emits
 raw samples and raw outputs, and the host computes every statistic.
 
-Usage: runner.py JOB.json [--out RESULTS.jsonl]
+Usage: runner.py JOB.json
 
 The job (schema 1) lists the cells to run, each naming its model file:
-  {"schema": 1, "cells": [{"id", "model", "delegate", "threads", "timing"}],
+  {"schema": 1, "cells": [{"id", "model", "delegate", "threads", "timing", "eval"}],
+   "cell_timeout_s": S|null,
    "runs": N, "min_secs": S|null, "warmup": N, "eval": NPZ|null, "outputs_dir": DIR}
-Each line written is one JSON object with "schema": 1 and "type": "hello" (runtime and
-environment), "cell" (one finished cell), or "bye". A cell line carries status
+A supervisor process runs the cells in a worker process and kills it when a cell
+exceeds cell_timeout_s or crashes; that cell fails with the reason and a new worker
+takes the rest. Each line written is one JSON object with "schema": 1 and "type":
+"hello" (runtime and environment), "cell" (one finished cell), or "bye". A cell line carries status
 "ok" | "unsupported" | "failed", a one-line reason, init/first times, every warm-up
 and timed invoke() sample and end-to-end sample in microseconds, peak RSS, and the
 path of an .npy file holding the eval outputs (dequantised float32).
@@ -447,33 +450,106 @@ def load_eval(path: str | None):
         return np.asarray(npz["x"], dtype=np.float32)
 
 
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0 if argv else 2
-    with open(argv[0]) as f:
-        job = json.load(f)
-    out_path = argv[argv.index("--out") + 1] if "--out" in argv else None
-    out = open(out_path, "a") if out_path else None  # noqa: SIM115 - lives for the whole run
-
-    def emit(doc: dict) -> None:
-        line = json.dumps(doc)
-        print(line, flush=True)
-        if out:
-            out.write(line + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-
-    if job.get("schema") != SCHEMA:
-        emit({"schema": SCHEMA, "type": "error", "reason": f"job schema {job.get('schema')}"})
-        return 2
+def worker(job: dict, only: list[str], emit) -> None:
+    """Run the listed cells in this process, announcing each before it starts."""
     runtime = load_runtime()
     emit({"schema": SCHEMA, "type": "hello", "env": environment(runtime)})
     if job.get("outputs_dir"):
         os.makedirs(job["outputs_dir"], exist_ok=True)
     eval_data = load_eval(job.get("eval"))
     for cell in job["cells"]:
-        emit(run_cell(runtime, job, cell, eval_data))
+        if cell["id"] in only:
+            emit({"schema": SCHEMA, "type": "start", "id": cell["id"]})
+            emit(run_cell(runtime, job, cell, eval_data if cell.get("eval", True) else None))
+
+
+def supervise(job_path: str, job: dict, emit) -> None:
+    """Run the cells in worker processes; kill a worker whose cell hangs or let one crash.
+
+    A hung invoke() sits in native code that no Python signal can interrupt, so the
+    watchdog is a separate process: this one. It fails the cell it caught (timeout,
+    crash, OOM kill) and starts a fresh worker for the cells that are left.
+    """
+    import select
+    import signal
+    import subprocess
+
+    remaining = [c["id"] for c in job["cells"]]
+    limit = job.get("cell_timeout_s") or None
+    said_hello = False
+    while remaining:
+        proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), job_path, "--worker", ",".join(remaining)],
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        current, started, reason, pending = None, time.monotonic(), None, b""
+        while reason is None:
+            wait = None if limit is None else max(0.0, started + limit - time.monotonic())
+            ready, _, _ = select.select([proc.stdout], [], [], wait)
+            if not ready:
+                os.killpg(proc.pid, signal.SIGKILL)
+                reason = f"timed out after {limit:g} s (killed on the device)"
+                break
+            chunk = os.read(proc.stdout.fileno(), 1 << 16)
+            if not chunk:
+                reason = _death(proc.wait())
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                doc = json.loads(line)
+                if doc.get("type") == "hello" and not said_hello:
+                    said_hello = True
+                    emit(doc)
+                elif doc.get("type") == "start":
+                    current, started = doc["id"], time.monotonic()
+                elif doc.get("type") == "cell":
+                    emit(doc)
+                    remaining.remove(doc["id"])
+                    current = None
+        proc.wait()
+        if remaining:
+            victim = current if current in remaining else remaining[0]
+            remaining.remove(victim)
+            emit(
+                {
+                    "schema": SCHEMA,
+                    "type": "cell",
+                    "id": victim,
+                    "status": "failed",
+                    "reason": reason,
+                    "peak_rss_kb": None,
+                }
+            )
+
+
+def _death(code: int) -> str:
+    if code < 0:
+        import signal
+
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else -code
+        return f"runner worker killed by {name}"
+    return f"runner worker exited with status {code}"
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    with open(argv[0]) as f:
+        job = json.load(f)
+
+    def emit(doc: dict) -> None:
+        print(json.dumps(doc), flush=True)
+
+    if job.get("schema") != SCHEMA:
+        emit({"schema": SCHEMA, "type": "error", "reason": f"job schema {job.get('schema')}"})
+        return 2
+    if len(argv) > 2 and argv[1] == "--worker":
+        worker(job, argv[2].split(","), emit)
+        return 0
+    supervise(argv[0], job, emit)
     emit({"schema": SCHEMA, "type": "bye"})
     return 0
 

@@ -23,7 +23,8 @@ def summarize(
     status = raw.get("status") if raw.get("status") in STATUSES else "failed"
     reason = raw.get("reason")
     samples = {
-        k: [float(v) for v in raw.get(k) or []] for k in ("invoke_us", "e2e_us", "warmup_us")
+        k: [float(v) for v in raw.get(k) or []]
+        for k in ("invoke_us", "e2e_us", "warmup_us", "init_us_rounds", "first_us_rounds")
     }
     if status == "ok" and not samples["invoke_us"]:
         status, reason = "failed", "runner reported no timed samples"
@@ -36,7 +37,14 @@ def summarize(
             drift = output_drift(outputs, reference).to_dict()
     extra = {
         k: raw[k]
-        for k in ("sync_point", "fully_accelerated", "adapter", "peak_rss_scope", "traceback")
+        for k in (
+            "rounds",
+            "sync_point",
+            "fully_accelerated",
+            "adapter",
+            "peak_rss_scope",
+            "traceback",
+        )
         if raw.get(k) is not None
     }
     return CellRecord(

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import statistics
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +48,72 @@ class TimingConfig:
     runs: int = 100
     min_secs: float | None = None
     warmup: int = 10
-    timeout_s: float = 600.0
+    timeout_s: float = 3600.0  # one runner job (one round of all cells), host side
+    rounds: int = 2
+    cell_timeout_s: float | None = 300.0  # one cell in one round, enforced on the device
+
+    def per_round(self) -> TimingConfig:
+        """The share of runs (and seconds) each round times."""
+        n = max(1, self.rounds)
+        return replace(
+            self,
+            runs=max(1, math.ceil(self.runs / n)),
+            min_secs=self.min_secs / n if self.min_secs else None,
+        )
 
 
 def run_cells(
     device: Device, cells: list[JobCell], timing: TimingConfig, eval_file: Path | None
 ) -> Iterator[tuple[JobCell, dict]]:
-    """Yield (cell, raw result) for every cell, in order, restarting a dead runner.
+    """Yield (cell, raw result) per cell once all its rounds are done.
+
+    Rounds are interleaved: round r times every live cell before round r+1 starts, in a
+    fresh runner, so slow drift (heat, background load) spreads over all cells instead
+    of landing on one. Outputs for accuracy are taken in the last round; a cell that
+    fails in any round is reported failed at once and leaves the later rounds.
+    """
+    per_round = timing.per_round()
+    parts: dict[str, list[dict]] = {c.id: [] for c in cells}
+    live = list(cells)
+    rounds = max(1, timing.rounds)
+    for r in range(rounds):
+        last = r == rounds - 1
+        todo = [c for c in live if c.timing or r == 0]  # eval-only cells run once
+        evals = {c.id for c in todo if last or not c.timing}
+        for cell, doc in _run_round(device, todo, per_round, eval_file, evals, f"r{r}"):
+            done = last or not cell.timing or doc.get("status") != "ok"
+            if not done:
+                parts[cell.id].append(doc)
+                continue
+            live.remove(cell)
+            ok = doc.get("status") == "ok"
+            yield cell, merge_rounds([*parts.pop(cell.id), doc]) if ok else doc
+
+
+def merge_rounds(docs: list[dict]) -> dict:
+    """One raw result from a cell's rounds: samples concatenated, init/first per round."""
+    merged = dict(docs[-1])  # the last round carries the eval outputs
+    for key in ("invoke_us", "e2e_us", "warmup_us"):
+        merged[key] = [x for d in docs for x in d.get(key) or []]
+    for key in ("init_us", "first_us"):
+        values = [d[key] for d in docs if isinstance(d.get(key), int | float)]
+        merged[f"{key}_rounds"] = values
+        merged[key] = statistics.median(values) if values else None
+    peaks = [d["peak_rss_kb"] for d in docs if isinstance(d.get("peak_rss_kb"), int)]
+    merged["peak_rss_kb"] = max(peaks) if peaks else None
+    merged["rounds"] = len(docs)
+    return merged
+
+
+def _run_round(
+    device: Device,
+    cells: list[JobCell],
+    timing: TimingConfig,
+    eval_file: Path | None,
+    evals: set[str],
+    tag: str,
+) -> Iterator[tuple[JobCell, dict]]:
+    """One round over `cells`, restarting the runner if the device connection fails.
 
     A runner that dies or a connection that drops fails the cell it was on (with the
     reason) and a fresh runner takes the rest; after MAX_RESTARTS failures in a row
@@ -64,7 +125,8 @@ def run_cells(
         attempt += 1
         progressed = False
         try:
-            for cell, doc in _one_runner(device, remaining, timing, eval_file, attempt):
+            job = _one_runner(device, remaining, timing, eval_file, evals, f"{tag}-{attempt}")
+            for cell, doc in job:
                 remaining.remove(cell)
                 progressed = True
                 yield cell, doc
@@ -87,7 +149,8 @@ def _one_runner(
     cells: list[JobCell],
     timing: TimingConfig,
     eval_file: Path | None,
-    attempt: int,
+    evals: set[str],
+    tag: str,
 ) -> Iterator[tuple[JobCell, dict]]:
     runner = device.stage(RUNNER_PATH, _sha(RUNNER_PATH), ".py")
     eval_remote = device.stage(eval_file, _sha(eval_file), ".npz") if eval_file else None
@@ -99,6 +162,7 @@ def _one_runner(
             "delegate": c.delegate,
             "threads": c.threads,
             "timing": c.timing,
+            "eval": c.id in evals,
         }
         for c in cells
     ]
@@ -111,8 +175,9 @@ def _one_runner(
         "warmup": timing.warmup,
         "eval": eval_remote,
         "outputs_dir": OUTPUTS_DIR,
+        "cell_timeout_s": timing.cell_timeout_s,
     }
-    job_path = device.write_text(f"job-{attempt}.json", json.dumps(job))
+    job_path = device.write_text(f"job-{tag}.json", json.dumps(job))
     env = None
     by_id = {c.id: c for c in cells}
     for line in device.stream([device.python(), runner, job_path], timeout=timing.timeout_s):
