@@ -94,7 +94,27 @@ def convert(source, out_dir, variants, calibration, int8_io, as_json) -> None:
     help="Timed invoke() runs per cell (a minimum when --min-secs is given).",
 )
 @click.option("--min-secs", type=click.FloatRange(min=0), help="Time each cell at least this long.")
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Warm-up runs per cell and round (not timed into the statistics).",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Interleaved rounds: each cell's runs are split across them.",
+)
+@click.option(
+    "--cell-timeout",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds one cell may take in one round before it is killed on the device.",
+)
 @click.option(
     "--eval",
     "eval_path",
@@ -122,6 +142,8 @@ def run(
     runs,
     min_secs,
     warmup,
+    rounds,
+    cell_timeout,
     eval_path,
     store_url,
     resume_id,
@@ -156,7 +178,13 @@ def run(
             else None,
             delegates=parse_delegates(delegates),
             threads=parse_threads(threads),
-            timing=TimingConfig(runs=runs, min_secs=min_secs, warmup=warmup),
+            timing=TimingConfig(
+                runs=runs,
+                min_secs=min_secs,
+                warmup=warmup,
+                rounds=rounds,
+                cell_timeout_s=cell_timeout,
+            ),
             eval_path=eval_path,
         )
     _, cells = plan_run(spec)
