@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.cells import CellRecord
 from harness.report.document import pareto_flags
-from harness.report.html import display_status
+from harness.report.environment import display_status
 from harness.report.recommend import format_us
 
 

@@ -8,7 +8,6 @@ script upgrades it to a styled one).
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -135,7 +134,7 @@ def scatter_chart(
 ) -> str:
     """Steady-state latency (log x, with CI bars) vs accuracy (y); front as a step line."""
     if not points:
-        return _empty_chart(title, "no ok cells to plot", width)
+        return empty_chart(title, "no ok cells to plot", width)
     left, right, top, bottom = 64, 150, 28, 46
     has_na = any(p.accuracy is None for p in points)
     na_band = 34 if has_na else 0
@@ -156,7 +155,7 @@ def scatter_chart(
             return top + ph + na_band / 2 + 4
         return top + ph - (a - alo) / ((ahi - alo) or 1.0) * ph
 
-    out = [_svg_open(width, height, "scatter", title)]
+    out = [svg_open(width, height, "scatter", title)]
     out.append(f'<text x="{left}" y="16" font-weight="600" {FONT}>{esc(title)}</text>')
     for t in log_ticks(lo, hi):
         x = sx(t)
@@ -289,7 +288,7 @@ def breakdown_chart(rows: list[BreakdownRow], title: str, width: int = 760) -> s
     minus p50), with a whisker to p99.
     """
     if not rows:
-        return _empty_chart(title, "no ok cells", width)
+        return empty_chart(title, "no ok cells", width)
     label_w, gap, row_h, top = 150, 24, 20, 50
     cold_w = (width - label_w - gap - 10) * 0.4
     req_w = (width - label_w - gap - 10) - cold_w
@@ -300,7 +299,7 @@ def breakdown_chart(rows: list[BreakdownRow], title: str, width: int = 760) -> s
     x0, x1 = label_w, label_w + cold_w + gap
     span, rspan = cold_w - 56, req_w - 150  # leave room for the value text
 
-    out = [_svg_open(width, height, "breakdown", title)]
+    out = [svg_open(width, height, "breakdown", title)]
     out.append(f'<text x="4" y="14" font-weight="600" {FONT}>{esc(title)}</text>')
     out.append(
         f'<text x="{x0}" y="{top - 18}" font-weight="600" {FONT}>cold start</text>'
@@ -379,119 +378,10 @@ def _breakdown_tip(r: BreakdownRow) -> str:
     )
 
 
-# -- trends -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrendMark:
-    """A vertical marker on a trend chart (a change point or the baseline run)."""
-
-    at: dt.datetime
-    kind: str  # "change" | "baseline"
-    label: str
-    tip: str
-
-
-def trend_chart(
-    times: list[dt.datetime],
-    medians: list[float],
-    lows: list[float],
-    highs: list[float],
-    tips: list[str],
-    marks: list[TrendMark],
-    levels: list[tuple[dt.datetime, dt.datetime, float]],
-    title: str,
-    width: int = 760,
-    height: int = 230,
-) -> str:
-    """Median per run (points, line) with its CI as a band; change points and baseline."""
-    if not times:
-        return _empty_chart(title, "no ok measurements", width)
-    left, right, top, bottom = 70, 20, 26, 40
-    pw, ph = width - left - right, height - top - bottom
-    t0 = min(times + [m.at for m in marks])
-    t1 = max(times + [m.at for m in marks])
-    tspan = (t1 - t0).total_seconds() or 1.0
-    lo, hi = min(lows + medians), max(highs + medians)
-    pad = max((hi - lo) * 0.1, abs(hi) * 0.01, 1e-9)
-    lo, hi = max(lo - pad, 0.0), hi + pad
-
-    def sx(t: dt.datetime) -> float:
-        if len(times) == 1 and t1 == t0:
-            return left + pw / 2
-        return left + 10 + (t - t0).total_seconds() / tspan * (pw - 20)
-
-    def sy(v: float) -> float:
-        return top + ph - (v - lo) / (hi - lo) * ph
-
-    out = [_svg_open(width, height, "trend", title)]
-    out.append(f'<text x="{left}" y="16" font-weight="600" {FONT}>{esc(title)}</text>')
-    for t in linear_ticks(lo, hi, 4):
-        y = sy(t)
-        out.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#eee"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" {FONT}>'
-            f"{esc(format_us(t))}</text>"
-        )
-    for t in _time_ticks(t0, t1):
-        x = sx(t)
-        out.append(
-            f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle" {FONT}>'
-            f"{esc(_fmt_time(t, t1 - t0))}</text>"
-        )
-    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>')
-    band = [f"{sx(t):.1f},{sy(h):.1f}" for t, h in zip(times, highs, strict=True)]
-    band += [f"{sx(t):.1f},{sy(v):.1f}" for t, v in reversed(list(zip(times, lows, strict=True)))]
-    out.append(
-        f'<polygon class="ci-band" points="{" ".join(band)}" fill="#4e79a7" opacity="0.18"/>'
-    )
-    for a, b, level in levels:
-        out.append(
-            f'<line class="level" x1="{sx(a):.1f}" y1="{sy(level):.1f}" x2="{sx(b):.1f}" '
-            f'y2="{sy(level):.1f}" stroke="#555" stroke-dasharray="4 3"/>'
-        )
-    line = " ".join(f"{sx(t):.1f},{sy(v):.1f}" for t, v in zip(times, medians, strict=True))
-    out.append(f'<polyline points="{line}" fill="none" stroke="#4e79a7" stroke-width="1.5"/>')
-    for t, v, tip in zip(times, medians, tips, strict=True):
-        out.append(
-            f'<g class="pt"><title>{esc(tip)}</title><circle cx="{sx(t):.1f}" cy="{sy(v):.1f}"'
-            f' r="3.5" fill="#4e79a7" stroke="#fff"/></g>'
-        )
-    for m in marks:
-        x = sx(m.at)
-        colour = "#c00" if m.kind == "change" else "#2a7"
-        cls = "change-point" if m.kind == "change" else "baseline"
-        dash = "5 3" if m.kind == "change" else "1 3"
-        ty = top + 11 if m.kind == "change" else top + ph - 4
-        out.append(
-            f'<g class="{cls}"><title>{esc(m.tip)}</title><line x1="{x:.1f}" y1="{top}" '
-            f'x2="{x:.1f}" y2="{top + ph}" stroke="{colour}" stroke-width="1.5" '
-            f'stroke-dasharray="{dash}"/><text x="{x + 3:.1f}" y="{ty}" '
-            f'fill="{colour}" {FONT}>{esc(m.label)}</text></g>'
-        )
-    out.append("</svg>")
-    return "".join(out)
-
-
-def _time_ticks(t0: dt.datetime, t1: dt.datetime, count: int = 5) -> list[dt.datetime]:
-    if t1 == t0:
-        return [t0]
-    step = (t1 - t0) / (count - 1)
-    return [t0 + step * i for i in range(count)]
-
-
-def _fmt_time(t: dt.datetime, span: dt.timedelta) -> str:
-    if span >= dt.timedelta(days=2):
-        return t.strftime("%m-%d")
-    if span >= dt.timedelta(hours=2):
-        return t.strftime("%m-%d %H:%M")
-    return t.strftime("%H:%M:%S")
-
-
 # -- helpers ------------------------------------------------------------------------
 
 
-def _svg_open(width: float, height: float, kind: str, title: str) -> str:
+def svg_open(width: float, height: float, kind: str, title: str) -> str:
     return (
         f'<svg class="chart {kind}" xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{height:.0f}" viewBox="0 0 {width} {height:.0f}" role="img" '
@@ -500,9 +390,9 @@ def _svg_open(width: float, height: float, kind: str, title: str) -> str:
     )
 
 
-def _empty_chart(title: str, message: str, width: int) -> str:
+def empty_chart(title: str, message: str, width: int) -> str:
     return (
-        f"{_svg_open(width, 60, 'empty', title)}"
+        f"{svg_open(width, 60, 'empty', title)}"
         f'<text x="4" y="16" font-weight="600" {FONT}>{esc(title)}</text>'
         f'<text x="4" y="40" fill="#777" {FONT}>{esc(message)}</text></svg>'
     )

@@ -20,7 +20,8 @@ from harness.measure.stats import Z_95
 from harness.measure.steps import Step, detect_steps
 from harness.report.page import page
 from harness.report.recommend import format_us
-from harness.report.svg import TrendMark, esc, trend_chart
+from harness.report.svg import esc
+from harness.report.trend_chart import TrendMark, trend_chart
 from harness.store.store import RunInfo, Store
 
 BASELINE_TAG = "baseline"

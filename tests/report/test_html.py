@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from harness.report.html import display_status, op_profile, run_html, warnings
+from harness.report.environment import display_status, warnings
+from harness.report.html import op_profile, run_html
 from harness.report.markdown import run_markdown
 from harness.report.recommend import Budget, recommend
 
