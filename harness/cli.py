@@ -197,6 +197,7 @@ def run(
                 raise HarnessError("--avd starts an emulator: use it with --device emulator")
             name = stack.enter_context(launched_emulator(avd, keep_emulator, progress=_say))
         dev = open_device(name)
+        stack.callback(dev.close)
         if spec.device == "emulator" and not resume_id:  # record which emulator it was
             spec = dataclasses.replace(spec, device=dev.name)
         stack.enter_context(device_lock(dev.name, wait_s=lock_wait))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,9 @@ class LocalDevice:
     device_class = "linux"
 
     def __init__(self, workdir: Path | None = None):
+        self._owned = workdir is None  # a temp workdir we made is ours to remove
         self._workdir = Path(workdir or tempfile.mkdtemp(prefix="harness-local-"))
+        self._workdir.mkdir(parents=True, exist_ok=True)
         self.returncode: int | None = None
 
     def shell(self, argv: list[str], timeout: float = 60.0) -> ShellResult:
@@ -66,6 +69,10 @@ class LocalDevice:
         if path.stat().st_size > limit:
             raise DeviceError(f"{remote}: larger than the {limit}-byte limit")
         return path.read_bytes()
+
+    def close(self) -> None:
+        if self._owned:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
     def workdir(self) -> str:
         return str(self._workdir)

@@ -12,7 +12,7 @@ import numpy as np
 from harness.cells import Cell, CellRecord
 from harness.convert.tflite_info import TensorSpec
 from harness.devices.base import Device
-from harness.errors import HarnessError
+from harness.errors import DeviceError, HarnessError
 from harness.lab.plan import REFERENCE, ModelVariant, expand, load_variants
 from harness.measure.summarize import summarize
 from harness.runners.python_runner import JobCell, TimingConfig, run_cells
@@ -92,6 +92,7 @@ def run_sweep(
         cell_of[jc.id] = c
         job.append(jc)
 
+    _record_snapshot(store, run_id, device, "before")
     try:
         for jc, raw in run_cells(device, job, spec.timing, spec.eval_path if data else None):
             outputs = (raw.get("eval") or {}).get("outputs")
@@ -115,8 +116,20 @@ def run_sweep(
     except BaseException:
         store.finish_run(run_id, "interrupted")
         raise
+    _record_snapshot(store, run_id, device, "after")
     store.finish_run(run_id, "complete")
     return run_id
+
+
+def _record_snapshot(store: Store, run_id: str, device: Device, phase: str) -> None:
+    """Device state (battery, thermal, governor, props) into the store; never fatal."""
+    from harness.devices.snapshot import snapshot
+
+    try:
+        data = snapshot(device)
+    except (DeviceError, OSError) as exc:
+        data = {"error": str(exc)[:300]}
+    store.add_snapshot(run_id, device.name, phase, data)
 
 
 def load_eval(path: Path, spec: TensorSpec) -> EvalData:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness.cells import CellRecord
 from harness.errors import EXIT_OK, EXIT_REGRESSION, HarnessError
 from harness.report.recommend import Budget, Pick, describe, parse_slo, recommend
 from harness.store.store import Store
@@ -47,6 +48,20 @@ def resolve_run_id(store: Store, run_id: str) -> str:
     return store.get_run(run_id).run_id
 
 
+def with_snapshots(records: list[CellRecord], store: Store, run_id: str) -> list[CellRecord]:
+    """Attach the run's stored device snapshots where the report looks for them: the
+    device's first cell gets env["before"], its last cell env["after"]."""
+    snaps = store.snapshots(run_id)
+    out = list(records)
+    for s in snaps:
+        idx = [i for i, r in enumerate(out) if r.cell.device == s["device"]]
+        if not idx:
+            continue
+        i = idx[0] if s["phase"] == "before" else idx[-1]
+        out[i] = out[i].with_(env={**out[i].env, s["phase"]: s["data"]})
+    return out
+
+
 def report_run(
     store: Store,
     run_id: str,
@@ -63,7 +78,7 @@ def report_run(
     from harness.report.png import write_png
 
     run_id = resolve_run_id(store, run_id)
-    run, records = store.get_run(run_id), store.cells(run_id)
+    run, records = store.get_run(run_id), with_snapshots(store.cells(run_id), store, run_id)
     picks = recommend(records, parse_slo(slo)) if slo else []
     if outputs.html:
         _write(outputs.html, run_html(run_id, records, run, picks))

@@ -70,3 +70,14 @@ cells = Table(
     # A cell is stored at most once per run: resume and retries can never duplicate it.
     UniqueConstraint("run_id", "cell_key", name="uq_cells_run_cell"),
 )
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.run_id"), nullable=False, index=True),
+    Column("device", String(256), nullable=False),
+    Column("phase", String(16), nullable=False),  # before | after
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+    Column("data", JSON, nullable=False),
+)

@@ -155,6 +155,30 @@ class Store:
             row = conn.execute(q).first()
         return row[0] if row else None
 
+    # -- device snapshots ---------------------------------------------------------
+
+    def add_snapshot(self, run_id: str, device: str, phase: str, data: dict) -> None:
+        """Record the device's state (props, battery, thermal, governor) before/after."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(schema.snapshots).values(
+                    run_id=run_id, device=device, phase=phase, taken_at=_now(), data=data
+                )
+            )
+
+    def snapshots(self, run_id: str) -> list[dict]:
+        """Snapshots of a run in the order taken: {device, phase, taken_at, data}."""
+        q = (
+            select(schema.snapshots)
+            .where(schema.snapshots.c.run_id == run_id)
+            .order_by(schema.snapshots.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [
+                {k: r._mapping[k] for k in ("device", "phase", "taken_at", "data")}
+                for r in conn.execute(q)
+            ]
+
     # -- schema -------------------------------------------------------------------
 
     def _ensure_schema(self) -> None:

@@ -1,0 +1,135 @@
+"""Interleaved rounds and the on-device supervisor: hung and killed cells cost one cell."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.devices.local import LocalDevice
+from harness.runners.python_runner import JobCell, TimingConfig, merge_rounds, run_cells
+
+
+def _cell(cid: str, path: Path, sha: str = "0" * 64, delegate: str = "cpu") -> JobCell:
+    return JobCell(cid, path, sha, delegate, 1)
+
+
+@pytest.fixture
+def fp32(variants):
+    v = next(v for v in variants.variants if v.name == "fp32")
+    return variants.manifest_path.parent / v.file, v.info.sha256
+
+
+@pytest.fixture
+def fifo(tmp_path) -> Path:
+    """Opening a FIFO with no writer blocks in native code: a genuinely hung cell."""
+    path = tmp_path / "hangs.tflite"
+    os.mkfifo(path)
+    return path
+
+
+def test_a_hung_cell_is_killed_and_only_it_fails(fp32, fifo, tmp_path):
+    model, sha = fp32
+    cells = [_cell("a", model, sha), _cell("h", fifo), _cell("b", model, sha, "xnnpack")]
+    timing = TimingConfig(runs=4, warmup=0, rounds=2, cell_timeout_s=2)
+    results = {
+        c.id: doc for c, doc in run_cells(LocalDevice(tmp_path / "dev"), cells, timing, None)
+    }
+    assert results["h"]["status"] == "failed"
+    assert "timed out after 2 s" in results["h"]["reason"]
+    assert results["a"]["status"] == results["b"]["status"] == "ok"
+    # The hung cell left the sweep after round 1; the others ran both rounds.
+    assert results["a"]["rounds"] == results["b"]["rounds"] == 2
+    assert len(results["a"]["invoke_us"]) == 4
+
+
+def _kill_worker_when_hung(root: Path) -> None:
+    """Find the worker process whose job lives under `root` and SIGKILL it (an OOM kill)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                continue
+            if b"--worker" in cmd and cwd == str(root):
+                time.sleep(0.5)  # let it reach the hung cell
+                os.kill(int(pid), signal.SIGKILL)
+                return
+        time.sleep(0.05)
+
+
+def test_a_killed_worker_fails_its_cell_and_a_new_worker_takes_the_rest(fp32, fifo, tmp_path):
+    model, sha = fp32
+    root = tmp_path / "dev"
+    root.mkdir()
+    cells = [_cell("h", fifo), _cell("a", model, sha)]
+    timing = TimingConfig(runs=3, warmup=0, rounds=1, cell_timeout_s=60)
+    killer = threading.Thread(target=_kill_worker_when_hung, args=(root,))
+    killer.start()
+    results = {c.id: doc for c, doc in run_cells(LocalDevice(root), cells, timing, None)}
+    killer.join()
+    assert results["h"]["status"] == "failed"
+    assert "SIGKILL" in results["h"]["reason"]
+    assert results["a"]["status"] == "ok"
+
+
+def test_rounds_are_interleaved_across_cells(fp32, tmp_path):
+    model, sha = fp32
+    device = LocalDevice(tmp_path / "dev")
+    cells = [_cell("a", model, sha), _cell("b", model, sha, "xnnpack")]
+    timing = TimingConfig(runs=6, warmup=1, rounds=3)
+    results = dict((c.id, d) for c, d in run_cells(device, cells, timing, None))
+    jobs = sorted(p.name for p in (tmp_path / "dev").glob("job-*.json"))
+    assert jobs == ["job-r0-1.json", "job-r1-1.json", "job-r2-1.json"]  # one runner per round
+    for doc in results.values():
+        assert doc["rounds"] == 3
+        assert len(doc["invoke_us"]) == 6 and len(doc["warmup_us"]) == 3
+        assert len(doc["init_us_rounds"]) == 3
+
+
+def test_merge_rounds_concatenates_samples_and_takes_median_init():
+    docs = [
+        {
+            "status": "ok",
+            "invoke_us": [1, 2],
+            "e2e_us": [3],
+            "init_us": 10.0,
+            "first_us": 5,
+            "peak_rss_kb": 100,
+        },
+        {
+            "status": "ok",
+            "invoke_us": [3],
+            "e2e_us": [4],
+            "init_us": 30.0,
+            "first_us": 7,
+            "peak_rss_kb": 300,
+            "eval": {"n": 1},
+        },
+        {
+            "status": "ok",
+            "invoke_us": [4],
+            "e2e_us": [5],
+            "init_us": 20.0,
+            "first_us": 6,
+            "peak_rss_kb": 200,
+        },
+    ]
+    merged = merge_rounds(docs)
+    assert merged["invoke_us"] == [1, 2, 3, 4]
+    assert merged["init_us"] == 20.0 and merged["init_us_rounds"] == [10.0, 30.0, 20.0]
+    assert merged["first_us"] == 6
+    assert merged["peak_rss_kb"] == 300
+    assert merged["rounds"] == 3
+    assert "eval" not in merged  # outputs come from the last round only
+
+
+def test_per_round_splits_runs_and_seconds():
+    t = TimingConfig(runs=100, min_secs=3.0, rounds=3).per_round()
+    assert t.runs == 34 and t.min_secs == pytest.approx(1.0)
