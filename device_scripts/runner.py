@@ -223,16 +223,16 @@ class CompiledModelEngine:
         from ai_edge_litert.compiled_model import CompiledModel
         from ai_edge_litert.hardware_accelerator import HardwareAccelerator
 
+        # No CPU fallback: a graph the accelerator cannot take whole is `unsupported`,
+        # never a CPU figure under a GPU label.
         accel = HardwareAccelerator.NPU if delegate == "npu" else HardwareAccelerator.GPU
-        options = None
-        if delegate == "gpu-f32":
-            options = _gpu_f32_options()
+        options = _accelerator_options(accel, delegate, threads)
         log = NativeStderr()
         try:
             with log:
-                self.model = CompiledModel.from_file(model, hardware_accel=accel, options=options)
+                self.model = CompiledModel.from_file(model, options=options)
         except Exception as exc:  # the runtime's own reason is in what it logged
-            raise Unsupported(short_reason(log.text + "\n" + str(exc))) from exc
+            raise Unsupported(short_reason(f"{log.text}\n{type(exc).__name__}: {exc}")) from exc
         self.adapter = _adapter_line(log.text)
         self.accelerated = bool(self.model.is_fully_accelerated())
         self.in_buffers = self.model.create_input_buffers(0)
@@ -287,11 +287,14 @@ def _adapter_line(log: str) -> str | None:
     return None
 
 
-def _gpu_f32_options():
-    from ai_edge_litert.gpu_options import GpuOptions
-    from ai_edge_litert.options import Options
+def _accelerator_options(accel, delegate: str, threads: int):
+    from ai_edge_litert.options import CpuOptions, GpuOptions, Options
 
-    return Options(gpu_options=GpuOptions(enforce_f32=True))
+    # gpu-f32 trades speed for float32 precision; the default GPU path computes in fp16.
+    gpu = GpuOptions(enforce_f32=delegate == "gpu-f32")
+    return Options(
+        hardware_accelerators=accel, cpu_options=CpuOptions(num_threads=threads), gpu_options=gpu
+    )
 
 
 def _compiled_detail(name: str, d: dict) -> dict:
@@ -324,7 +327,7 @@ def short_reason(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for marker in _UNSUPPORTED_MARKERS + ("ERROR", "Error", "error"):
         for ln in lines:
-            if marker in ln and not ln.startswith("INFO"):
+            if marker in ln and not ln.startswith(("INFO", "WARNING")):
                 # drop the "ERROR: [file.cc:123] " location prefix: the words are the reason
                 return re.sub(r"^(ERROR|E\d+)[^\]]*\]\s*", "", ln)[:240]
     return (lines[0] if lines else "unknown error")[:240]
