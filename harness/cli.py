@@ -511,5 +511,70 @@ def recommend(run_id, max_latency, min_accuracy, metric, accuracy_tie, store_url
         sys.exit(code)
 
 
+@cli.group()
+def lab() -> None:
+    """The nightly device lab: `lab run lab.toml`, `lab history`."""
+
+
+@lab.command("run")
+@click.argument("lab_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--night", help="Night label (default: today's UTC date); tags its runs.")
+@click.option("--resume", is_flag=True, help="Finish the night: measure only missing cells.")
+@click.option(
+    "--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True
+)
+@click.option("--address", help="With --executor ray: the cluster (default: start a local one).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--store", "store_url", help="Results store URL (overrides the lab file).")
+@click.option("--json", "as_json", is_flag=True, help="Print the night's summary as JSON.")
+def lab_run(lab_file, night, resume, executor, address, out_dir, store_url, as_json) -> None:
+    """Run one night of the lab in LAB_FILE; exit 1 on a regression or failed cell."""
+    from harness.lab.config import load_lab_config
+    from harness.lab.job import LabOptions, run_lab
+    from harness.lab.summary import night_document, render_markdown
+
+    config = load_lab_config(lab_file)
+    options = LabOptions(night, resume, executor, address, out_dir, store_url, " ".join(sys.argv))
+    done = run_lab(config, options, progress=_say)
+    if as_json:
+        click.echo(json.dumps(night_document(done.result), indent=2))
+    else:
+        click.echo(render_markdown(done.result), nl=False)
+    _say(f"summaries: {', '.join(str(p) for p in done.outputs)}")
+    if done.result.all_unreachable:
+        raise HarnessError("every device of the lab was unreachable")
+    sys.exit(done.result.exit_code)
+
+
+@lab.command("history")
+@click.option("--model", required=True, help="Model name (as in the cells).")
+@click.option("--device", required=True, help="Device serial (as in the cells).")
+@click.option("--lab", "lab_name", help="Lab name (needed when several labs ran the model).")
+@click.option("--last", type=click.IntRange(min=2), default=60, show_default=True)
+@click.option("--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite).")
+@click.option("--json", "as_json", is_flag=True, help="Print the history as JSON.")
+def lab_history(model, device, lab_name, last, store_url, as_json) -> None:
+    """Each cell of MODEL on DEVICE night by night, with change points marked."""
+    from rich.console import Console
+
+    from harness.lab.history import load_history, render_history
+    from harness.store.store import Store
+
+    history = load_history(Store(store_url), model, device, lab_name, last)
+    if as_json:
+        click.echo(json.dumps(history.to_dict(), indent=2))
+    else:
+        render_history(history, Console(highlight=False))
+
+
+@lab.command("resources")
+@click.argument("devices", nargs=-1, required=True)
+def lab_resources(devices) -> None:
+    """The Ray --resources JSON that offers DEVICES from this host."""
+    from harness.lab.executors import device_resource
+
+    click.echo(json.dumps({device_resource(d): 1 for d in devices}))
+
+
 if __name__ == "__main__":
     main()

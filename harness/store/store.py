@@ -99,6 +99,16 @@ class Store:
         with self.engine.connect() as conn:
             return [RunInfo(**r._mapping) for r in conn.execute(q)]
 
+    def find_runs(self, tag: str | None = None, tag_prefix: str | None = None) -> list[RunInfo]:
+        """Runs with exactly `tag`, or a tag starting with `tag_prefix`; oldest first."""
+        q = select(schema.runs).order_by(schema.runs.c.created_at, schema.runs.c.run_id)
+        if tag is not None:
+            q = q.where(schema.runs.c.tag == tag)
+        if tag_prefix is not None:
+            q = q.where(schema.runs.c.tag.startswith(tag_prefix, autoescape=True))
+        with self.engine.connect() as conn:
+            return [RunInfo(**r._mapping) for r in conn.execute(q)]
+
     # -- cells --------------------------------------------------------------------
 
     def add_cell(self, run_id: str, record: CellRecord, outputs: bytes | None = None) -> bool:

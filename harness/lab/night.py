@@ -1,0 +1,201 @@
+"""A lab night in the store: its runs, its baseline, and the verdict on each planned cell.
+
+A night is every run tagged `lab:<name>:<night>` (one per device and model, see
+harness.lab.worker). Baseline policies (the lab file's `baseline`):
+
+    previous   the latest earlier night of the same lab (by when its first run began)
+    run:<ID>   one pinned run (e.g. a `harness run` of a release build)
+    tag:<TAG>  every run with that tag (e.g. a whole night: tag:lab:nightly:2026-05-01)
+    none       no comparison
+
+Cells are compared with harness.measure.compare (same thresholds as `harness compare`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from harness.cells import Cell, CellRecord
+from harness.errors import HarnessError
+from harness.lab.worker import DeviceOutcome
+from harness.measure.compare import REGRESSIONS, CompareConfig, compare_runs
+from harness.store.store import RunInfo, Store
+
+
+@dataclass(frozen=True)
+class Baseline:
+    policy: str
+    label: str | None  # what the summary names: a night, a run id, a tag
+    run_ids: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"policy": self.policy, "label": self.label, "run_ids": list(self.run_ids)}
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One planned cell of the night: measured, failed, lost or filtered out."""
+
+    cell: Cell
+    status: str  # ok | failed | unsupported | filtered | lost
+    reason: str | None = None
+    run_id: str | None = None
+    median_us: float | None = None
+    ci_low_us: float | None = None
+    ci_high_us: float | None = None
+    accuracy: float | None = None
+    verdict: str | None = None  # harness.measure.compare's verdict vs the baseline
+    change: float | None = None  # relative latency change vs the baseline
+    note: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        """JUnit's view: failure (regression, failed or lost), skipped, or passed."""
+        if self.status in ("failed", "lost") or self.verdict in REGRESSIONS:
+            return "failure"
+        if self.status in ("filtered", "unsupported"):
+            return "skipped"
+        return "passed"
+
+    def to_dict(self) -> dict:
+        return {
+            **self.cell.to_dict(),
+            "status": self.status,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "run_id": self.run_id,
+            "median_us": self.median_us,
+            "ci_low_us": self.ci_low_us,
+            "ci_high_us": self.ci_high_us,
+            "accuracy": self.accuracy,
+            "verdict": self.verdict,
+            "change": self.change,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class NightResult:
+    lab: str
+    night: str
+    tag: str
+    store_url: str
+    baseline: Baseline
+    devices: tuple[DeviceOutcome, ...]
+    cells: tuple[CellResult, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def count(self, outcome: str) -> int:
+        return sum(c.outcome == outcome for c in self.cells)
+
+    @property
+    def regressions(self) -> list[CellResult]:
+        return [c for c in self.cells if c.verdict in REGRESSIONS]
+
+    @property
+    def all_unreachable(self) -> bool:
+        return bool(self.devices) and not any(d.reachable for d in self.devices)
+
+    @property
+    def exit_code(self) -> int:
+        """2: no device could be reached; 1: a regression or a failed cell; 0: clean."""
+        if self.all_unreachable:
+            return 2
+        return 1 if self.count("failure") else 0
+
+
+def resolve_baseline(store: Store, policy: str, tag_prefix: str, night_tag: str) -> Baseline:
+    """The runs to compare against; HarnessError when a pinned run or tag does not exist."""
+    if policy == "none":
+        return Baseline(policy, None)
+    kind, _, arg = policy.partition(":")
+    if kind == "run":
+        store.get_run(arg)  # one-line error when missing
+        return Baseline("run", arg, (arg,))
+    if kind == "tag":
+        runs = store.find_runs(tag=arg)
+        if not runs:
+            raise HarnessError(f"baseline tag:{arg}: no run in {store.url} has that tag")
+        return Baseline("tag", arg, tuple(r.run_id for r in runs))
+    nights = _nights(store.find_runs(tag_prefix=tag_prefix))
+    tonight = nights.pop(night_tag, None)
+    start = _aware(tonight[0].created_at) if tonight else dt.datetime.max.replace(tzinfo=dt.UTC)
+    earlier = [
+        (_aware(runs[0].created_at), tag)
+        for tag, runs in nights.items()
+        if _aware(runs[0].created_at) < start
+    ]
+    if not earlier:
+        return Baseline("previous", None)
+    _, tag = max(earlier)
+    return Baseline("previous", tag.removeprefix(tag_prefix), tuple(r.run_id for r in nights[tag]))
+
+
+def night_records(store: Store, tag: str) -> dict[Cell, tuple[str, CellRecord]]:
+    """Every stored cell of the night's runs: cell -> (run id, record)."""
+    out = {}
+    for run in store.find_runs(tag=tag):
+        for r in store.cells(run.run_id):
+            out[r.cell] = (run.run_id, r)
+    return out
+
+
+def judge_night(
+    store: Store,
+    lab: str,
+    night: str,
+    tag: str,
+    outcomes: list[DeviceOutcome],
+    baseline: Baseline,
+    compare: CompareConfig,
+) -> NightResult:
+    """Every planned cell of the night with its status and its verdict vs the baseline."""
+    stored = night_records(store, tag)
+    base = [r for run_id in baseline.run_ids for r in store.cells(run_id)]
+    tonight = [r for _, r in stored.values()]
+    verdicts = (
+        {c.cell: c for c in compare_runs(base, tonight, compare, baseline.label or "", tag).cells}
+        if base
+        else {}
+    )
+    cells = []
+    for d in outcomes:
+        for m in d.models:
+            for c in m.planned:
+                cells.append(_result(c, stored.get(c), verdicts.get(c), d.lost))
+            cells.extend(CellResult(c, "filtered", reason) for c, reason in m.filtered)
+    return NightResult(lab, night, tag, store.url, baseline, tuple(outcomes), tuple(cells))
+
+
+def _result(cell: Cell, stored, verdict, lost: str | None) -> CellResult:
+    if stored is None:
+        reason = lost or "not measured (no record was stored)"
+        return CellResult(cell, "lost", f"{reason}; `harness lab run --resume` measures it")
+    run_id, r = stored
+    lat = r.latency if r.status == "ok" else None
+    latency_change = verdict.latency if verdict else None
+    return CellResult(
+        cell,
+        r.status,
+        r.reason,
+        run_id,
+        lat.median if lat else None,
+        lat.ci_low if lat else None,
+        lat.ci_high if lat else None,
+        r.accuracy,
+        verdict.verdict if verdict else None,
+        latency_change.change if latency_change else None,
+        verdict.note if verdict else None,
+    )
+
+
+def _nights(runs: list[RunInfo]) -> dict[str, list[RunInfo]]:
+    out: dict[str, list[RunInfo]] = {}
+    for run in runs:  # oldest first, so each night's first run comes first
+        out.setdefault(run.tag, []).append(run)
+    return out
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)

@@ -1,0 +1,112 @@
+"""Models of a lab, made ready once on the host before any device starts.
+
+Sources that need it are converted with harness.convert.pipeline.convert_model (its
+cache makes a second night free). A model that cannot be prepared (a corrupt file)
+does not stop the lab: it keeps its error, and its cells become failed records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from harness.cells import Cell
+from harness.convert.pipeline import ConvertSpec, convert_model
+from harness.convert.variants import VARIANTS
+from harness.errors import HarnessError
+from harness.lab.config import LabConfig, ModelEntry
+from harness.lab.plan import expand
+from harness.lab.sweep import RunSpec, plan_run
+from harness.runners.python_runner import TimingConfig
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """A lab model: a RunSpec template (device filled in per device), or why there is none."""
+
+    entry: ModelEntry
+    spec: RunSpec | None
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def spec_for(self, device: str) -> RunSpec:
+        assert self.spec is not None
+        return replace(self.spec, device=device)
+
+    def cells_for(self, device: str, delegates, threads) -> list[Cell]:
+        """Every cell planned for this model on `device`, before capability filtering."""
+        if self.spec is not None:
+            try:
+                return plan_run(self.spec_for(device))[1]
+            except HarnessError:
+                pass  # the build went away since prepare: fall through to the config's view
+        from harness.lab.plan import ModelVariant
+
+        variants = [
+            ModelVariant(self.name, v, self.entry.source, None)  # type: ignore[arg-type]
+            for v in _wanted_variants(self.entry)
+        ]
+        return expand(device, variants, tuple(delegates), tuple(threads))
+
+
+def timing_config(config: LabConfig) -> TimingConfig:
+    t = config.timing
+    return TimingConfig(
+        runs=t.runs,
+        min_secs=t.min_secs,
+        warmup=t.warmup,
+        timeout_s=t.timeout_s,
+        rounds=t.rounds,
+        cell_timeout_s=t.cell_timeout_s,
+    )
+
+
+def build_dir(config: LabConfig) -> Path:
+    return config.build or config.path.parent / ".harness-lab" / config.name / "build"
+
+
+def prepare_models(
+    config: LabConfig, progress: Callable[[str], None] = lambda _: None
+) -> list[PreparedModel]:
+    """Convert (cached) or check every model of the lab; errors are kept, never raised."""
+    return [_prepare(config, m, progress) for m in config.models]
+
+
+def _prepare(config: LabConfig, m: ModelEntry, progress) -> PreparedModel:
+    try:
+        if m.converted or m.source.suffix.lower() == ".tflite":
+            model_path = m.source
+        else:
+            progress(f"{m.name}: converting {', '.join(_wanted_variants(m))}")
+            out = build_dir(config) / m.name
+            spec = ConvertSpec(m.source, out, _wanted_variants(m), m.calibration, m.int8_io)
+            model_path = convert_model(spec).manifest_path.parent
+        spec = RunSpec(
+            model=model_path,
+            device="",
+            variants=m.variants if m.converted else None,
+            delegates=config.delegates,
+            threads=config.threads,
+            timing=timing_config(config),
+            eval_path=m.eval_path,
+        )
+        variants, _ = plan_run(spec)
+        if m.eval_path is not None:
+            from harness.lab.sweep import load_eval
+
+            load_eval(m.eval_path, variants[0].info.inputs[0])
+        return PreparedModel(m, spec)
+    except HarnessError as exc:
+        return PreparedModel(m, None, f"model could not be prepared: {exc}")
+
+
+def _wanted_variants(m: ModelEntry) -> tuple[str, ...]:
+    if m.variants:
+        return m.variants
+    if m.source.suffix.lower() == ".tflite":
+        return ("fp32",)
+    return VARIANTS if m.calibration is not None else tuple(v for v in VARIANTS if v != "int8")

@@ -1,0 +1,123 @@
+"""Fixtures for the lab tests: lab files, stores (SQLite and PostgreSQL), loopback devices."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import textwrap
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pytest
+
+from harness.cells import Cell, CellRecord
+from harness.measure.stats import latency_stats
+
+PG_ENV = "HARNESS_TEST_PG_URL"
+
+
+def write_lab(tmp_path: Path, body: str, name: str = "lab.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh schema on the real PostgreSQL server named by $HARNESS_TEST_PG_URL."""
+    from sqlalchemy import create_engine, text
+
+    base = os.environ.get(PG_ENV)
+    if not base:
+        if os.environ.get("HARNESS_REQUIRE_ALL") == "1":
+            pytest.fail(f"HARNESS_REQUIRE_ALL=1 but {PG_ENV} is not set (no PostgreSQL)")
+        pytest.skip(f"no PostgreSQL: set {PG_ENV}=postgresql+psycopg2://USER:PW@HOST/DB")
+    name = f"harness_lab_{secrets.token_hex(4)}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {name}"))
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options={quote(f'-csearch_path={name}', safe='')}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store_url(request, tmp_path):
+    """The same test on SQLite and on PostgreSQL (skipped without a server, unless CI)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lab.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+def record(device, model, variant, delegate, median_us, n=40, spread=0.01, seed=0, **kw):
+    """An ok CellRecord with `n` log-normal samples around `median_us`."""
+    rng = np.random.default_rng(seed)
+    samples = (median_us * np.exp(rng.normal(0, spread, n))).tolist()
+    return CellRecord(
+        Cell(device, model, variant, delegate, 1),
+        "ok",
+        latency=latency_stats(samples),
+        samples={"invoke_us": samples},
+        **kw,
+    )
+
+
+class Boards:
+    """Loopback `serve-device` daemons (RSA auth), one root each, restartable on their port."""
+
+    def __init__(self, tmp_path: Path, public_key: Path, count: int):
+        from harness.adbd.server import AdbDaemon
+
+        self._make = AdbDaemon
+        self.tmp, self.key = tmp_path, public_key
+        self.daemons = [self._start(i, 0) for i in range(count)]
+
+    def _config(self, i: int, port: int):
+        from harness.adbd.server import DaemonConfig
+
+        return DaemonConfig(
+            port=port,
+            root=self.tmp / f"board{i}",
+            authorized_keys=self.key,
+            props={"ro.harness.python": sys.executable},
+        )
+
+    def _start(self, i: int, port: int):
+        daemon = self._make(self._config(i, port))
+        daemon.start()
+        return daemon
+
+    @property
+    def serials(self) -> list[str]:
+        return [d.serial for d in self.daemons]
+
+    def stop(self, i: int) -> None:
+        self.daemons[i].stop()
+
+    def restart(self, i: int) -> None:
+        self.daemons[i] = self._start(i, self.daemons[i].port)
+
+    def close(self) -> None:
+        for d in self.daemons:
+            d.stop()
+
+
+@pytest.fixture
+def host_key(tmp_path, monkeypatch) -> Path:
+    from harness.adbd.keys import generate_adb_keypair
+
+    pair = generate_adb_keypair(tmp_path / "keys" / "adbkey")
+    monkeypatch.setenv("HARNESS_ADB_KEY", str(pair.private_key))
+    monkeypatch.setenv("HARNESS_ADB_TIMEOUT", "2")  # a lost device is noticed quickly
+    return pair.public_key
+
+
+@pytest.fixture
+def boards(tmp_path, host_key):
+    b = Boards(tmp_path, host_key, 3)
+    yield b
+    b.close()

@@ -1,0 +1,137 @@
+"""The lab file: typed values, and every mistake as one line naming its place (exit 2)."""
+
+from __future__ import annotations
+
+import pytest
+from cli_helpers import assert_user_error, harness
+
+from harness.lab.config import LabConfigError, load_lab_config
+
+from .conftest import write_lab
+
+GOOD = """\
+name = "nightly"
+store = "sqlite:///results.db"
+baseline = "tag:golden"
+devices = ["local", "127.0.0.1:5601", { avd = "Pixel_7" }]
+delegates = ["cpu", "xnnpack", "nnapi"]
+threads = [1, 4]
+eval = "eval.npz"
+
+[timing]
+runs = 5
+warmup = 1
+rounds = 3
+cell_timeout_s = 30
+
+[compare]
+latency_threshold = "3%"
+accuracy_threshold = 0.25
+
+[[models]]
+source = "m.tflite"
+
+[[models]]
+source = "net.keras"
+variants = ["fp32", "int8"]
+calibration = "cal.npz"
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "other").mkdir()
+    for name in ("m.tflite", "net.keras", "cal.npz", "eval.npz", "other/m.tflite"):
+        (tmp_path / name).write_bytes(b"x")
+    return tmp_path
+
+
+def test_a_good_file_becomes_typed_values(files):
+    cfg = load_lab_config(write_lab(files, GOOD))
+    assert cfg.name == "nightly" and cfg.baseline == "tag:golden"
+    assert [d.label for d in cfg.devices] == ["local", "127.0.0.1:5601", "avd:Pixel_7"]
+    assert cfg.delegates == ("cpu", "xnnpack", "nnapi") and cfg.threads == (1, 4)
+    assert (cfg.timing.runs, cfg.timing.warmup, cfg.timing.rounds) == (5, 1, 3)
+    assert cfg.timing.cell_timeout_s == 30
+    assert cfg.compare.latency_threshold == pytest.approx(0.03)
+    assert cfg.compare.accuracy_threshold_pp == 0.25
+    m0, m1 = cfg.models
+    assert (m0.name, m0.source, m0.eval_path) == ("m", files / "m.tflite", files / "eval.npz")
+    assert (m1.name, m1.variants, m1.calibration) == ("net", ("fp32", "int8"), files / "cal.npz")
+    assert cfg.night_tag("2026-05-01") == "lab:nightly:2026-05-01"
+
+
+def test_defaults(files):
+    cfg = load_lab_config(write_lab(files, '[[models]]\nsource = "m.tflite"\n', "mini.toml"))
+    assert cfg.name == "mini" and cfg.baseline == "previous"
+    assert [d.label for d in cfg.devices] == ["local"] and cfg.delegates == ("cpu", "xnnpack")
+
+
+BAD = [
+    ("name = \n", "line 1", "TOML syntax error"),
+    ('colour = "red"\n' + GOOD.split("\n", 1)[1], "colour: unknown key", "allowed:"),
+    (
+        GOOD.replace('source = "m.tflite"', 'source = "x.keras"'),
+        "models[0].source: file not found: x.keras",
+        "",
+    ),
+    (
+        GOOD.replace('calibration = "cal.npz"', 'calibration = "nope.npz"'),
+        "models[1].calibration: file not found: nope.npz",
+        "",
+    ),
+    (GOOD.replace('"nnapi"]', '"tpu"]'), "delegates: unknown delegate 'tpu'", "choose from"),
+    (GOOD.replace("threads = [1, 4]", 'threads = ["1"]'), "threads: must be a non-empty", ""),
+    (GOOD.replace("runs = 5", "runs = 0"), "timing.runs: must be an integer >= 1", ""),
+    (GOOD.replace("runs = 5", "runs = true"), "timing.runs: must be an integer", ""),
+    (GOOD.replace("rounds = 3", "round = 3"), "timing.round: unknown key", ""),
+    (GOOD.replace('"3%"', '"fast"'), "compare.latency_threshold:", "percentage"),
+    (GOOD.replace('"tag:golden"', '"yesterday"'), "baseline: must be previous", ""),
+    (GOOD.replace('{ avd = "Pixel_7" }', '"local"'), "devices[2]: device 'local'", "twice"),
+    (GOOD.replace('{ avd = "Pixel_7" }', "{ avd = 7 }"), "devices[2].avd: must be a string", ""),
+    (
+        GOOD.replace('variants = ["fp32", "int8"]', 'variants = ["fp64"]'),
+        "models[1].variants: unknown variant 'fp64'",
+        "",
+    ),
+    (GOOD.replace('calibration = "cal.npz"\n', ""), "models[1].calibration:", "int8"),
+    (
+        GOOD.replace('source = "net.keras"', 'source = "other/m.tflite"'),
+        "models[1].source: model name 'm' is already used by models[0]",
+        "",
+    ),
+    (
+        GOOD.replace('[[models]]\nsource = "m.tflite"\n', '[[models]]\nvariants = ["fp32"]\n'),
+        "models[0].source: missing",
+        "",
+    ),
+    (
+        "\n".join(
+            ln
+            for ln in GOOD.splitlines()
+            if "models" not in ln
+            and "source" not in ln
+            and "variants" not in ln
+            and "calibration" not in ln
+        ),
+        "models: missing",
+        "",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "place", "word"), BAD, ids=[b[1][:30] for b in BAD])
+def test_each_mistake_is_one_line_naming_its_place(files, body, place, word):
+    path = write_lab(files, body)
+    with pytest.raises(LabConfigError) as info:
+        load_lab_config(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg
+    assert place in msg and word in msg
+
+
+def test_the_cli_exits_2_with_one_line(files):
+    path = write_lab(files, GOOD.replace('source = "m.tflite"', 'source = "x.keras"'))
+    line = assert_user_error(harness("lab", "run", path), "models[0].source: file not found")
+    assert str(path) in line
+    assert_user_error(harness("lab", "run", files / "absent.toml"), "lab file not found")
