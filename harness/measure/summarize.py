@@ -6,7 +6,7 @@ import numpy as np
 
 from harness.cells import Cell, CellRecord
 from harness.measure.accuracy import output_drift, top1_accuracy
-from harness.measure.stats import latency_stats
+from harness.measure.stats import LatencyStats, aggregate_stats, latency_stats
 
 STATUSES = ("ok", "unsupported", "failed")
 
@@ -23,18 +23,24 @@ def summarize(
     status = raw.get("status") if raw.get("status") in STATUSES else "failed"
     reason = raw.get("reason")
     samples = {
-        k: [float(v) for v in raw.get(k) or []]
-        for k in ("invoke_us", "e2e_us", "warmup_us", "init_us_rounds", "first_us_rounds")
+        k: [float(v) for v in raw.get(k) or []] for k in ("invoke_us", "e2e_us", "warmup_us")
     }
-    if status == "ok" and not samples["invoke_us"]:
+    for k in ("init_us_rounds", "first_us_rounds"):  # present when the cell ran in rounds
+        if raw.get(k):
+            samples[k] = [float(v) for v in raw[k]]
+    aggregate = raw.get("latency_aggregate")  # benchmark_model: aggregates, no samples
+    latency = _latency(samples["invoke_us"], aggregate) if status == "ok" else None
+    if status == "ok" and latency is None:
         status, reason = "failed", "runner reported no timed samples"
     outputs = (raw.get("eval") or {}).get("outputs")
     accuracy = drift = None
     if status == "ok" and outputs is not None:
-        if labels is not None and len(labels) == len(outputs):
-            accuracy = top1_accuracy(outputs, labels)
-        if reference is not None and reference.shape == outputs.shape:
-            drift = output_drift(outputs, reference).to_dict()
+        # A runner may evaluate only the first n samples (--eval-limit): compare those.
+        n = len(outputs)
+        if labels is not None and 0 < n <= len(labels):
+            accuracy = top1_accuracy(outputs, labels[:n])
+        if reference is not None and reference[:n].shape == outputs.shape:
+            drift = output_drift(outputs, reference[:n]).to_dict()
     extra = {
         k: raw[k]
         for k in (
@@ -44,6 +50,13 @@ def summarize(
             "adapter",
             "peak_rss_scope",
             "traceback",
+            "runner",
+            "delegation",
+            "memory_mb",
+            "affinity",
+            "hazards",
+            "op_profile",
+            "eval_invocations",
         )
         if raw.get(k) is not None
     }
@@ -55,7 +68,7 @@ def summarize(
         size_bytes=size_bytes,
         init_us=_num(raw.get("init_us")),
         first_us=_num(raw.get("first_us")),
-        latency=latency_stats(samples["invoke_us"]) if status == "ok" else None,
+        latency=latency,
         end_to_end=latency_stats(samples["e2e_us"]) if status == "ok" else None,
         peak_rss_kb=int(raw["peak_rss_kb"]) if isinstance(raw.get("peak_rss_kb"), int) else None,
         accuracy=accuracy,
@@ -68,3 +81,16 @@ def summarize(
 
 def _num(v) -> float | None:
     return float(v) if isinstance(v, int | float) else None
+
+
+def _latency(samples: list[float], aggregate) -> LatencyStats | None:
+    """Raw samples when there are any; else the aggregates the tool printed, as printed."""
+    if samples or not isinstance(aggregate, dict):
+        return latency_stats(samples)
+    keys = ("n", "mean", "std", "min", "max")
+    if not all(isinstance(aggregate.get(k), int | float) for k in keys):
+        return None
+    return aggregate_stats(
+        **{k: aggregate[k] for k in keys},
+        **{k: aggregate[k] for k in ("median", "p5", "p95") if aggregate.get(k) is not None},
+    )
