@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from harness.cells import Cell, CellRecord
@@ -22,12 +24,10 @@ def summarize(
     """Build the stored record of one cell from what the device reported."""
     status = raw.get("status") if raw.get("status") in STATUSES else "failed"
     reason = raw.get("reason")
-    samples = {
-        k: [float(v) for v in raw.get(k) or []] for k in ("invoke_us", "e2e_us", "warmup_us")
-    }
-    for k in ("init_us_rounds", "first_us_rounds"):  # present when the cell ran in rounds
-        if raw.get(k):
-            samples[k] = [float(v) for v in raw[k]]
+    samples = _samples(raw)
+    if samples is None:  # device output is untrusted: malformed numbers fail the cell
+        status, reason = "failed", "malformed timing samples from the device"
+        samples = {k: [] for k in ("invoke_us", "e2e_us", "warmup_us")}
     aggregate = raw.get("latency_aggregate")  # benchmark_model: aggregates, no samples
     latency = _latency(samples["invoke_us"], aggregate) if status == "ok" else None
     if status == "ok" and latency is None:
@@ -79,8 +79,27 @@ def summarize(
     )
 
 
+def _samples(raw: dict) -> dict[str, list[float]] | None:
+    keys = ("invoke_us", "e2e_us", "warmup_us", "init_us_rounds", "first_us_rounds")
+    out = {}
+    for k in keys:
+        values = raw.get(k) or []
+        if not isinstance(values, list):
+            return None
+        try:
+            floats = [float(v) for v in values]
+        except (TypeError, ValueError):
+            return None
+        if not all(math.isfinite(v) for v in floats):
+            return None
+        if floats or k in keys[:3]:  # per-round lists only when the cell ran in rounds
+            out[k] = floats
+    return out
+
+
 def _num(v) -> float | None:
-    return float(v) if isinstance(v, int | float) else None
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return float(v) if ok else None
 
 
 def _latency(samples: list[float], aggregate) -> LatencyStats | None:
