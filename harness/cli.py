@@ -75,6 +75,54 @@ def convert(source, out_dir, variants, calibration, int8_io, as_json) -> None:
         render_convert(result)
 
 
+def _android_options(command):
+    """`harness run` options that only Android devices (benchmark_model) use."""
+    options = [
+        click.option(
+            "--affinity",
+            default="big",
+            show_default=True,
+            help="Android: pin to all|big|little cores (by per-core max frequency) or a hex MASK.",
+        ),
+        click.option(
+            "--require-full-delegation",
+            is_flag=True,
+            help="Android: a gpu/nnapi cell that falls back to CPU fails instead.",
+        ),
+        click.option(
+            "--gpu-precision-loss/--no-gpu-precision-loss",
+            "gpu_precision_loss",
+            default=None,
+            help="Android gpu: allow fp16 (the tool's default) or not (same as gpu-f32).",
+        ),
+        click.option("--gpu-backend", type=click.Choice(["cl", "gl"]), help="Android gpu backend."),
+        click.option("--nnapi-accelerator", help="Android nnapi: accelerator name to use."),
+        click.option(
+            "--disable-nnapi-cpu", is_flag=True, help="Android nnapi: no NNAPI CPU fallback."
+        ),
+        click.option(
+            "--op-profile", is_flag=True, help="Android: add a separate per-op profiling pass."
+        ),
+        click.option(
+            "--eval-limit",
+            type=click.IntRange(min=1),
+            default=100,
+            show_default=True,
+            help="Android: eval samples run on the device per cell.",
+        ),
+        click.option(
+            "--cooldown",
+            "cooldown_s",
+            type=click.FloatRange(min=0),
+            default=0.0,
+            help="Android: seconds between cells, then wait for normal thermal status.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("model", required=False, type=click.Path(path_type=Path))
 @click.option("--device", default="local", show_default=True, help="Device to run on.")
@@ -133,6 +181,7 @@ def convert(source, out_dir, variants, calibration, int8_io, as_json) -> None:
 @click.option("--avd", help="Start this AVD for the run (needs ANDROID_SDK_ROOT).")
 @click.option("--keep-emulator", is_flag=True, help="Leave the --avd emulator running afterwards.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run document as JSON.")
+@_android_options
 def run(
     model,
     device,
@@ -151,6 +200,7 @@ def run(
     avd,
     keep_emulator,
     as_json,
+    **android,
 ) -> None:
     """Time MODEL (a convert directory or a .tflite) on a device; store every sample."""
     from harness.devices.lock import device_lock
@@ -186,6 +236,7 @@ def run(
                 cell_timeout_s=cell_timeout,
             ),
             eval_path=eval_path,
+            runner_options=_runner_options(android),
         )
     _, cells = plan_run(spec)
     with contextlib.ExitStack() as stack:
@@ -213,6 +264,13 @@ def run(
     else:
         render_run(run_id, records)
         click.echo(f"stored in {store.url} as run {run_id}")
+
+
+def _runner_options(android: dict) -> dict:
+    """The Android (benchmark_model) options of `harness run`, validated."""
+    from harness.runners.benchmark_model.flags import BenchmarkOptions
+
+    return BenchmarkOptions(**android).to_dict()
 
 
 def _progress(total: int, enabled: bool):
@@ -330,6 +388,55 @@ def devices(as_json, addresses, start_server) -> None:
 
     found = discover(addresses, start_server=start_server)
     click.echo(json.dumps(found.to_dict(), indent=2) if as_json else format_devices(found))
+
+
+@cli.group()
+def tools() -> None:
+    """Device-side tools (TFLite benchmark_model per ABI) in the per-user cache."""
+
+
+@tools.command("fetch")
+@click.option(
+    "--abi",
+    type=click.Choice(["arm64-v8a", "armeabi-v7a", "x86_64"]),
+    default="arm64-v8a",
+    show_default=True,
+)
+@click.option("--url", help="Download from here instead of the official nightly location.")
+@click.option("--sha256", help="Expected checksum: a mismatch is rejected, the cache untouched.")
+def tools_fetch(abi, url, sha256) -> None:
+    """Download benchmark_model for ABI; records its sha256 and size."""
+    from harness.runners.benchmark_model.tools import fetch
+
+    b = fetch(abi, url, sha256)
+    click.echo(f"{b.abi}: {b.path} ({b.size} bytes, sha256 {b.sha256}) from {b.source}")
+
+
+@tools.command("add")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--abi", required=True, type=click.Choice(["arm64-v8a", "armeabi-v7a", "x86_64"]))
+def tools_add(path, abi) -> None:
+    """Register a benchmark_model binary you already have (offline labs)."""
+    from harness.runners.benchmark_model.tools import add
+
+    b = add(path, abi)
+    click.echo(f"{b.abi}: {b.path} ({b.size} bytes, sha256 {b.sha256}) from {b.source}")
+
+
+@tools.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the cache as JSON.")
+def tools_list(as_json) -> None:
+    """The cached binaries per ABI."""
+    from harness.runners.benchmark_model.tools import list_binaries, tools_dir
+
+    found = list_binaries()
+    if as_json:
+        click.echo(json.dumps([b.to_dict() for b in found], indent=2))
+        return
+    if not found:
+        click.echo(f"no tools cached in {tools_dir()} (see `harness tools fetch --help`)")
+    for b in found:
+        click.echo(f"{b.abi:12} {b.sha256[:12]} {b.size:>10}  {b.source}")
 
 
 @cli.command("serve-device")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import __version__
+from harness.convert.delegate_support import compatibility_report
 from harness.convert.sources import ModelSource, file_sha256, resolve_source
 from harness.convert.tflite_info import TfliteInfo, inspect_tflite
 from harness.errors import HarnessError
@@ -53,7 +54,7 @@ class VariantFile:
             "name": self.name,
             "file": self.file,
             "converter": self.converter,
-        } | self.info.to_dict()
+        } | self.info.to_dict() | {"delegate_compatibility": compatibility_report(self.info)}
 
 
 @dataclass(frozen=True)

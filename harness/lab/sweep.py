@@ -30,6 +30,7 @@ class RunSpec:
     threads: tuple[int, ...] = (1,)
     timing: TimingConfig = field(default_factory=TimingConfig)
     eval_path: Path | None = None
+    runner_options: dict = field(default_factory=dict)  # benchmark_model (Android) options
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -45,6 +46,7 @@ class RunSpec:
             threads=tuple(d["threads"]),
             timing=TimingConfig(**d["timing"]),
             eval_path=Path(d["eval_path"]) if d.get("eval_path") else None,
+            runner_options=d.get("runner_options") or {},
         )
 
 
@@ -70,11 +72,7 @@ def run_sweep(
 ) -> str:
     """Measure every cell not yet stored under `run_id` (a new run when None)."""
     variants, cells = plan_run(spec)
-    if getattr(device, "device_class", "linux") != "linux":
-        raise HarnessError(
-            f"{device.name} is an Android device: it needs the benchmark_model runner, which "
-            "this harness does not have yet; the Python runner serves Linux devices only"
-        )
+    runner = runner_for_device(device, spec)
     data = load_eval(spec.eval_path, variants[0].info.inputs[0]) if spec.eval_path else None
     if run_id is None:
         run_id = store.create_run(spec.to_dict(), command=command)
@@ -94,7 +92,7 @@ def run_sweep(
 
     _record_snapshot(store, run_id, device, "before")
     try:
-        for jc, raw in run_cells(device, job, spec.timing, spec.eval_path if data else None):
+        for jc, raw in runner(device, job, spec.timing, spec.eval_path if data else None):
             outputs = (raw.get("eval") or {}).get("outputs")
             if jc.id not in cell_of:  # a reference-only pass: keep its outputs for drift
                 references[next(m for m, r in ref_of.items() if r.id == jc.id)] = outputs
@@ -130,6 +128,18 @@ def _record_snapshot(store: Store, run_id: str, device: Device, phase: str) -> N
     except (DeviceError, OSError) as exc:
         data = {"error": str(exc)[:300]}
     store.add_snapshot(run_id, device.name, phase, data)
+
+
+def runner_for_device(device: Device, spec: RunSpec) -> Callable:
+    """The run_cells of the device's class: Python runner (linux), benchmark_model (android)."""
+    device_class = getattr(device, "device_class", "linux")
+    if device_class == "linux":
+        return run_cells
+    if device_class == "android":
+        from harness.runners.benchmark_model.runner import runner_for
+
+        return runner_for(spec.runner_options)
+    raise HarnessError(f"{device.name}: no runner for device class {device_class!r}")
 
 
 def load_eval(path: Path, spec: TensorSpec) -> EvalData:

@@ -4,6 +4,12 @@ Samples are never dropped: outliers (Tukey's fences) are counted and reported, a
 every figure is computed on all samples. The confidence interval of the median is
 distribution-free (order statistics with the normal approximation of the binomial),
 because latency distributions are skewed and often multi-modal.
+
+Some runners report aggregates only (Android's benchmark_model prints count, min, max,
+mean and std, sometimes p5/median/p95): such a LatencyStats has `aggregate_only` set and
+holds exactly what the tool printed; figures it did not print (p90, p99, the CI of the
+median, outliers) are None, never invented. `center` is the figure to sort and plot by:
+the median where known, else the mean.
 """
 
 from __future__ import annotations
@@ -18,26 +24,43 @@ Z_95 = 1.959963984540054
 
 @dataclass(frozen=True)
 class LatencyStats:
-    """Summary of one series of latency samples (microseconds)."""
+    """Summary of one series of latency samples (microseconds).
+
+    From raw samples every field is set. Aggregate-only (see the module docstring):
+    median/p90/p99/ci_low/ci_high/outliers may be None, p5/p95 set when printed.
+    """
 
     n: int
-    median: float
-    p90: float
-    p99: float
+    median: float | None
+    p90: float | None
+    p99: float | None
     mean: float
     std: float
     min: float
     max: float
-    ci_low: float
-    ci_high: float
-    outliers: int
+    ci_low: float | None
+    ci_high: float | None
+    outliers: int | None
+    aggregate_only: bool = False
+    p5: float | None = None
+    p95: float | None = None
+
+    @property
+    def center(self) -> float:
+        """The median where known, else the mean (aggregate-only without a median)."""
+        return self.median if self.median is not None else self.mean
+
+    @property
+    def center_name(self) -> str:
+        return "median" if self.median is not None else "mean"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> LatencyStats:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        # Documents stored before a field existed lack it: the field's default applies.
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 def latency_stats(samples) -> LatencyStats | None:
@@ -60,6 +83,35 @@ def latency_stats(samples) -> LatencyStats | None:
         ci_low=lo,
         ci_high=hi,
         outliers=count_outliers(x),
+    )
+
+
+def aggregate_stats(
+    n: int,
+    mean: float,
+    std: float,
+    min: float,
+    max: float,
+    median: float | None = None,
+    p5: float | None = None,
+    p95: float | None = None,
+) -> LatencyStats:
+    """A LatencyStats holding only what a tool reported (no raw samples behind it)."""
+    return LatencyStats(
+        n=int(n),
+        median=None if median is None else float(median),
+        p90=None,
+        p99=None,
+        mean=float(mean),
+        std=float(std),
+        min=float(min),
+        max=float(max),
+        ci_low=None,
+        ci_high=None,
+        outliers=None,
+        aggregate_only=True,
+        p5=None if p5 is None else float(p5),
+        p95=None if p95 is None else float(p95),
     )
 
 

@@ -66,7 +66,9 @@ def render_run(run_id: str, records: list[CellRecord], out: Console | None = Non
         table = Table(
             title=f"run {run_id} · device {device}",
             title_justify="left",
-            caption="* Pareto-optimal (latency vs accuracy); times in µs, init in ms",
+            caption="* Pareto-optimal (latency vs accuracy); times in µs, init in ms; "
+            "ᵃ aggregate-only (benchmark_model): the mean, no p90; "
+            "† not fully delegated (ran partly or wholly on CPU)",
             caption_justify="left",
             box=box.SIMPLE_HEAD,
             padding=(0, 1),
@@ -110,12 +112,15 @@ def render_run(run_id: str, records: list[CellRecord], out: Console | None = Non
                 )
                 continue
             drift = (r.drift or {}).get("max_abs")
+            lat = r.latency
+            mark = "" if lat is None or lat.median is not None else "ᵃ"
+            partial = r.extra.get("fully_accelerated") is False
             table.add_row(
                 c.variant + star,
-                c.delegate,
+                c.delegate + ("†" if partial else ""),
                 str(c.threads),
-                _us(r.latency.median),
-                _us(r.latency.p90),
+                _us(lat.center if lat else None) + mark,
+                _us(lat.p90 if lat else None),
                 _us(r.end_to_end.median if r.end_to_end else None),
                 _ms(r.init_us),
                 "-" if r.accuracy is None else f"{r.accuracy:.3f}",
@@ -133,7 +138,7 @@ def render_run(run_id: str, records: list[CellRecord], out: Console | None = Non
 
 def _sort_key(r: CellRecord):
     order = {"ok": 0, "unsupported": 1, "failed": 2}
-    return (order.get(r.status, 3), r.latency.median if r.latency else 0.0)
+    return (order.get(r.status, 3), r.latency.center if r.latency else 0.0)
 
 
 def _us(v: float | None) -> str:

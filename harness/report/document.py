@@ -21,6 +21,9 @@ _LATENCY_KEYS = (
     "min",
     "max",
     "outliers",
+    "aggregate_only",
+    "p5",
+    "p95",
 )
 
 
@@ -68,7 +71,7 @@ def pareto_flags(records: list[CellRecord]) -> dict[int, bool]:
     for device in dict.fromkeys(r.cell.device for r in records):
         ok = [r for r in records if r.cell.device == device and r.status == "ok" and r.latency]
         for r, f in zip(
-            ok, pareto_front([(r.latency.median, r.accuracy) for r in ok]), strict=True
+            ok, pareto_front([(r.latency.center, r.accuracy) for r in ok]), strict=True
         ):
             flags[id(r)] = f
     return flags

@@ -1,0 +1,183 @@
+"""Delegate, threads, timing and memory -> benchmark_model flags: pure functions.
+
+Mapping (issue 4):
+    cpu      --use_xnnpack=false                  (TFLite's reference/optimised kernels)
+    xnnpack  --use_xnnpack=true
+    gpu      --use_gpu=true                       (+ --gpu_precision_loss_allowed, --gpu_backend)
+    gpu-f32  --use_gpu=true --gpu_precision_loss_allowed=false
+    nnapi    --use_nnapi=true                     (+ --nnapi_accelerator_name, --disable_nnapi_cpu)
+    threads  --num_threads
+    runs     --num_runs --min_secs --max_secs --warmup_runs (--warmup_min_secs=0: exact count)
+    memory   --report_peak_memory_footprint=true
+    profile  --enable_op_profiling=true, only in a separate pass (it perturbs timing)
+A delegate benchmark_model has no flag for (npu) is unsupported, with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from harness.errors import HarnessError
+
+DELEGATE_FLAGS: dict[str, tuple[str, ...]] = {
+    "cpu": ("--use_xnnpack=false",),
+    "xnnpack": ("--use_xnnpack=true",),
+    "gpu": ("--use_gpu=true",),
+    "gpu-f32": ("--use_gpu=true", "--gpu_precision_loss_allowed=false"),
+    "nnapi": ("--use_nnapi=true",),
+}
+ACCELERATED = ("gpu", "gpu-f32", "nnapi")  # delegates whose coverage is recorded
+GPU_BACKENDS = ("cl", "gl")
+AFFINITY_MODES = ("all", "big", "little")
+MAX_SECS_DEFAULT = 150.0  # the tool's own default, passed explicitly
+PROFILE_RUNS = 20
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    """Android-only run options (`harness run` flags); serialisable into the RunSpec."""
+
+    affinity: str = "big"  # all | big | little | hex MASK
+    require_full_delegation: bool = False
+    gpu_precision_loss: bool | None = None  # None: the tool's default
+    gpu_backend: str | None = None  # cl | gl
+    nnapi_accelerator: str | None = None
+    disable_nnapi_cpu: bool = False
+    op_profile: bool = False
+    eval_limit: int = 100
+    cooldown_s: float = 0.0
+    thermal_wait_s: float = 60.0
+    max_secs: float = MAX_SECS_DEFAULT
+
+    def __post_init__(self) -> None:
+        parse_affinity(self.affinity)
+        if self.gpu_backend is not None and self.gpu_backend not in GPU_BACKENDS:
+            raise HarnessError(f"--gpu-backend must be one of {', '.join(GPU_BACKENDS)}")
+        if self.eval_limit < 1:
+            raise HarnessError("--eval-limit must be at least 1")
+        if self.cooldown_s < 0 or self.thermal_wait_s < 0:
+            raise HarnessError("--cooldown must not be negative")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> BenchmarkOptions:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in known})
+
+
+def parse_affinity(text: str) -> str:
+    """'all', 'big', 'little' or a hex CPU mask ('f0', '0xf0'); returns it normalised."""
+    t = str(text).strip().lower()
+    if t in AFFINITY_MODES:
+        return t
+    digits = t.removeprefix("0x")
+    if digits and all(c in "0123456789abcdef" for c in digits) and int(digits, 16) > 0:
+        return format(int(digits, 16), "x")
+    raise HarnessError(f"--affinity {text!r}: use all, big, little or a hex CPU mask like f0")
+
+
+def delegate_flags(delegate: str, options: BenchmarkOptions) -> list[str] | None:
+    """The flags selecting `delegate`, or None when benchmark_model cannot run it."""
+    base = DELEGATE_FLAGS.get(delegate)
+    if base is None:
+        return None
+    flags = list(base)
+    if delegate == "gpu" and options.gpu_precision_loss is not None:
+        flags.append(f"--gpu_precision_loss_allowed={_bool(options.gpu_precision_loss)}")
+    if delegate in ("gpu", "gpu-f32") and options.gpu_backend:
+        flags.append(f"--gpu_backend={options.gpu_backend}")
+    if delegate == "nnapi":
+        if options.nnapi_accelerator:
+            flags.append(f"--nnapi_accelerator_name={options.nnapi_accelerator}")
+        if options.disable_nnapi_cpu:
+            flags.append("--disable_nnapi_cpu=true")
+    if options.require_full_delegation and delegate in ACCELERATED:
+        flags.append("--require_full_delegation=true")
+    return flags
+
+
+def timing_flags(runs: int, min_secs: float | None, warmup: int, max_secs: float) -> list[str]:
+    """Exactly `runs` timed runs (at least `min_secs` when given) after `warmup` runs."""
+    return [
+        f"--num_runs={int(runs)}",
+        f"--min_secs={_num(min_secs or 0)}",
+        f"--max_secs={_num(max(max_secs, min_secs or 0))}",
+        f"--warmup_runs={int(warmup)}",
+        "--warmup_min_secs=0",
+    ]
+
+
+def cell_flags(
+    graph: str,
+    delegate: str,
+    threads: int,
+    runs: int,
+    min_secs: float | None,
+    warmup: int,
+    options: BenchmarkOptions,
+) -> list[str] | None:
+    """The timed pass: graph, delegate, threads, timing, peak memory. None: unsupported."""
+    chosen = delegate_flags(delegate, options)
+    if chosen is None:
+        return None
+    return [
+        f"--graph={graph}",
+        *chosen,
+        f"--num_threads={int(threads)}",
+        *timing_flags(runs, min_secs, warmup, options.max_secs),
+        "--report_peak_memory_footprint=true",
+    ]
+
+
+def profile_flags(graph: str, delegate: str, threads: int, options: BenchmarkOptions) -> list[str]:
+    """The separate op-profiling pass: never the source of a cell's latency figures."""
+    return [
+        f"--graph={graph}",
+        *(delegate_flags(delegate, options) or []),
+        f"--num_threads={int(threads)}",
+        *timing_flags(PROFILE_RUNS, None, 1, options.max_secs),
+        "--enable_op_profiling=true",
+    ]
+
+
+def eval_flags(
+    graph: str,
+    delegate: str,
+    threads: int,
+    options: BenchmarkOptions,
+    input_name: str,
+    values_file: str,
+    output_file: str,
+    shape: tuple[int, ...] | None,
+) -> list[str]:
+    """One accuracy invocation: feed `values_file` to the first input, dump the outputs."""
+    flags = [
+        f"--graph={graph}",
+        *(delegate_flags(delegate, options) or []),
+        f"--num_threads={int(threads)}",
+        *timing_flags(1, None, 0, options.max_secs),
+        f"--input_layer_value_files={escape_layer(input_name)}:{values_file}",
+        f"--output_filepath={output_file}",
+    ]
+    if shape is not None:  # a dynamic batch dimension: say how many samples the file holds
+        flags += [f"--input_layer={input_name}", f"--input_layer_shape={_shape(shape)}"]
+    return flags
+
+
+def escape_layer(name: str) -> str:
+    """--input_layer_value_files splits NAME:FILE on ':'; a ':' in the name is written '::'."""
+    return name.replace(":", "::")
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return ",".join(str(int(d)) for d in shape)
+
+
+def _bool(v: bool) -> str:
+    return "true" if v else "false"
+
+
+def _num(v: float) -> str:
+    return format(float(v), "g")

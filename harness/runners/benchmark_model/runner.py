@@ -1,0 +1,387 @@
+"""Host side of the Android runner: benchmark_model over ADB, one invocation per pass.
+
+Fulfils the run_cells contract of harness.runners.python_runner: yields (cell, raw) with
+status ok|unsupported|failed and a reason. benchmark_model prints aggregates, not
+samples, so an ok cell carries `latency_aggregate` (what the tool printed, nothing
+invented) instead of `invoke_us`. Per cell, in this order and never mixed:
+  1. the timed pass (delegate, threads, runs, peak memory), pinned with taskset;
+  2. optionally the op-profiling pass (--enable_op_profiling perturbs timing);
+  3. the accuracy pass: the first --eval-limit samples fed with --input_layer_value_files,
+     the outputs read back from --output_filepath; one invocation for all samples when
+     the model's batch dimension is dynamic, one per sample otherwise.
+Noise hazards (emulator, battery, thermal, debuggable build, governor) are recorded with
+every cell as warnings; they never change a figure.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.convert.tflite_info import TensorSpec, inspect_tflite
+from harness.devices.base import Device
+from harness.devices.snapshot import snapshot
+from harness.errors import DeviceError, HarnessError
+from harness.runners.benchmark_model import flags as F
+from harness.runners.benchmark_model.parse import BenchmarkOutput, parse_output, tail
+from harness.runners.benchmark_model.tools import ToolBinary, binary_for_abi, missing_message
+from harness.runners.python_runner import JobCell, TimingConfig
+
+OUTPUTS_DIR = "bm-outputs"
+MAX_OUTPUT_FILE = 256 << 20
+LOW_BATTERY = 25
+TEMP_RISE_C = 2.0
+THERMAL_POLL_S = 5.0
+PROFILE_TABLES = ("Summary by node type", "Top by Computation Time")
+PROFILE_ROWS = 25
+
+FREQ_SCRIPT = r"""
+S="${HARNESS_SYSFS:-/sys}"
+for c in "$S"/devices/system/cpu/cpu[0-9]*; do
+  f=$(cat "$c/cpufreq/cpuinfo_max_freq" 2>/dev/null) || continue
+  printf '%s %s\n' "${c##*/cpu}" "$f"
+done
+"""
+
+
+def runner_for(options: dict | F.BenchmarkOptions | None) -> Callable:
+    """A run_cells-compatible callable bound to these Android options."""
+    if not isinstance(options, F.BenchmarkOptions):
+        options = F.BenchmarkOptions.from_dict(options)
+    return functools.partial(run_cells, options=options)
+
+
+def run_cells(
+    device: Device,
+    cells: list[JobCell],
+    timing: TimingConfig,
+    eval_file: Path | None,
+    options: F.BenchmarkOptions | None = None,
+) -> Iterator[tuple[JobCell, dict]]:
+    """Yield (cell, raw result) for every cell, in order. Raises HarnessError only when
+    no binary is provisioned for the device's ABI (the message names both commands)."""
+    options = options or F.BenchmarkOptions()
+    session = Session.prepare(device, options)
+    eval_x = load_eval_x(eval_file, options.eval_limit) if eval_file else None
+    for i, cell in enumerate(cells):
+        if session.error:
+            yield cell, {"status": "failed", "reason": session.error, "env": session.env}
+            continue
+        if i and options.cooldown_s:
+            session.cool_down()
+        try:
+            raw = session.run_cell(cell, timing, eval_x)
+        except DeviceError as exc:
+            raw = {"status": "failed", "reason": f"device error: {exc}", "env": session.env}
+        yield cell, raw
+
+
+@dataclass
+class Session:
+    """One device prepared for benchmark_model: binary pushed and checked, cores chosen."""
+
+    device: Device
+    options: F.BenchmarkOptions
+    binary: ToolBinary | None = None
+    remote: str = ""
+    props: dict = field(default_factory=dict)
+    affinity: dict = field(default_factory=dict)
+    first: dict = field(default_factory=dict)  # the snapshot before the first cell
+    last: dict = field(default_factory=dict)  # the latest snapshot
+    error: str | None = None
+
+    @classmethod
+    def prepare(cls, device: Device, options: F.BenchmarkOptions) -> Session:
+        s = cls(device, options)
+        s.props = device.props() if hasattr(device, "props") else {}
+        s.binary = choose_binary(s.props)
+        try:
+            s.remote = device.stage(s.binary.path, s.binary.sha256, "")
+            device.run_in_workdir(["chmod", "755", s.remote], 30.0)
+            device.run_in_workdir(["mkdir", "-p", OUTPUTS_DIR], 30.0)
+            check = device.run_in_workdir([f"./{s.remote}", "--help"], 60.0)
+            text = check.stdout + "\n" + check.stderr
+            if "graph" not in text.lower():
+                s.error = (
+                    f"benchmark_model ({s.binary.abi}, sha256 {s.binary.sha256[:12]}) does not "
+                    f"start on {device.name}: exit {check.exit_code}: {tail(text)}"
+                )
+            s.affinity = core_affinity(options.affinity, read_max_freqs(device))
+            s.first = s.last = snapshot(device)
+        except DeviceError as exc:
+            s.error = f"device error while preparing benchmark_model: {exc}"
+        return s
+
+    @property
+    def env(self) -> dict:
+        b = self.binary
+        return {
+            "runner": "benchmark_model",
+            "binary_sha256": b.sha256 if b else None,
+            "binary_source": b.source if b else None,
+            "abi": b.abi if b else None,
+            "affinity": self.affinity,
+        }
+
+    # -- one cell -----------------------------------------------------------------------
+
+    def run_cell(self, cell: JobCell, timing: TimingConfig, eval_x: np.ndarray | None) -> dict:
+        before = self.last
+        env = self.env | {"before": before, "props": before.get("props", {})}
+        graph = self.device.stage(cell.model_file, cell.model_sha256, ".tflite")
+        timed = F.cell_flags(
+            graph,
+            cell.delegate,
+            cell.threads,
+            timing.runs,
+            timing.min_secs,
+            timing.warmup,
+            self.options,
+        )
+        if timed is None:
+            return {
+                "status": "unsupported",
+                "reason": f"benchmark_model has no {cell.delegate} delegate "
+                f"(it runs {', '.join(F.DELEGATE_FLAGS)})",
+                "env": env,
+            }
+        raw: dict = {"status": "ok", "env": env, "affinity": self.affinity}
+        limit = timing.cell_timeout_s or timing.timeout_s
+        if cell.timing:
+            text, code = self.invoke(timed, limit)
+            raw |= timed_result(parse_output(text), code, cell.delegate, text)
+            if raw["status"] == "ok" and self.options.op_profile:
+                text, _ = self.invoke(
+                    F.profile_flags(graph, cell.delegate, cell.threads, self.options), limit
+                )
+                raw["op_profile"] = profile_summary(parse_output(text))
+        if raw["status"] == "ok" and eval_x is not None:
+            try:
+                outputs, calls = self.evaluate(cell, graph, eval_x, limit)
+                raw["eval"] = {"n": len(outputs), "outputs": outputs}
+                raw["eval_invocations"] = calls
+            except EvalError as exc:
+                raw |= {"status": "failed", "reason": f"accuracy pass: {exc}"}
+        self.last = snapshot(self.device)
+        env["after"] = self.last
+        raw["hazards"] = noise_hazards(self.props, self.first, self.last)
+        return raw
+
+    def invoke(self, flags: list[str], timeout: float) -> tuple[str, int]:
+        """Run the binary (pinned when a mask was chosen); its stdout+stderr and exit code."""
+        argv = [f"./{self.remote}", *flags]
+        if self.affinity.get("mask"):
+            argv = ["taskset", self.affinity["mask"], *argv]
+        result = self.device.run_in_workdir(argv, timeout)
+        return result.stdout + "\n" + result.stderr, result.exit_code
+
+    def evaluate(
+        self, cell: JobCell, graph: str, x: np.ndarray, timeout: float
+    ) -> tuple[np.ndarray, int]:
+        """Outputs for the eval samples, produced on the device with the cell's delegate."""
+        info = inspect_tflite(Path(cell.model_file).read_bytes(), label=str(cell.model_file))
+        spec = info.inputs[0]
+        values = to_input_dtype(x, spec)
+        dynamic = bool(spec.shape_signature) and spec.shape_signature[0] == -1
+        batches = [values] if dynamic else [values[i : i + 1] for i in range(len(values))]
+        rows = []
+        for k, batch in enumerate(batches):
+            staged = self._stage_values(batch)
+            out = f"{OUTPUTS_DIR}/{cell.model_sha256[:16]}-{cell.id}-{k}.bin"
+            shape = tuple(batch.shape) if dynamic else None
+            flags = F.eval_flags(
+                graph, cell.delegate, cell.threads, self.options, spec.name, staged, out, shape
+            )
+            text, code = self.invoke(flags, timeout)
+            if code != 0:
+                raise EvalError(f"benchmark_model exited {code}: {tail(text)}")
+            try:
+                data = self.device.pull_bytes(out, MAX_OUTPUT_FILE)
+            finally:
+                self.device.run_in_workdir(["rm", "-f", out], 30.0)
+            rows.append(decode_outputs(data, info.outputs, len(batch)))
+        return np.concatenate(rows).astype(np.float32), len(batches)
+
+    def _stage_values(self, batch: np.ndarray) -> str:
+        data = np.ascontiguousarray(batch).tobytes()
+        sha = hashlib.sha256(data).hexdigest()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "values.bin"
+            path.write_bytes(data)
+            return self.device.stage(path, sha, ".bin")
+
+    def cool_down(self) -> None:
+        """Sleep --cooldown seconds, then wait (bounded) for the thermal status to be normal."""
+        time.sleep(self.options.cooldown_s)
+        deadline = time.monotonic() + self.options.thermal_wait_s
+        while True:
+            self.last = snapshot(self.device)
+            level = (self.last.get("thermal_status") or {}).get("level", 0)
+            if level == 0 or time.monotonic() >= deadline:
+                return
+            time.sleep(min(THERMAL_POLL_S, max(0.0, deadline - time.monotonic())))
+
+
+class EvalError(Exception):
+    """The accuracy pass could not produce outputs."""
+
+
+# -- pure helpers ---------------------------------------------------------------------
+
+
+def choose_binary(props: dict) -> ToolBinary:
+    """The cached binary for the device's ABI (ro.product.cpu.abi, then the abilist)."""
+    abi = props.get("ro.product.cpu.abi") or ""
+    candidates = [abi, *[a for a in props.get("ro.product.cpu.abilist", "").split(",") if a]]
+    for candidate in dict.fromkeys(a.strip() for a in candidates if a.strip()):
+        try:
+            return binary_for_abi(candidate)
+        except HarnessError:
+            continue
+    if not abi:
+        raise HarnessError("the device reports no ro.product.cpu.abi: cannot pick benchmark_model")
+    raise HarnessError(missing_message(abi))
+
+
+def timed_result(parsed: BenchmarkOutput, code: int, delegate: str, text: str) -> dict:
+    """The raw-dict fields of the timed pass (status, aggregates, memory, delegation)."""
+    delegation = parsed.delegation.to_dict()
+    if code != 0 or not parsed.ok:
+        why = parsed.reason if not parsed.ok else f"benchmark_model exited {code}: {tail(text)}"
+        return {"status": "failed", "reason": why, "delegation": delegation}
+    s = parsed.steady
+    if s is None or None in (s.avg, s.std, s.min, s.max):
+        return {
+            "status": "failed",
+            "reason": "benchmark_model printed no per-run statistics (count/avg/std): "
+            + tail(text),
+            "delegation": delegation,
+        }
+    out = {
+        "latency_aggregate": {
+            "n": s.count,
+            "mean": s.avg,
+            "std": s.std,
+            "min": s.min,
+            "max": s.max,
+            "median": s.median,
+            "p5": s.p5,
+            "p95": s.p95,
+        },
+        "init_us": parsed.init_us,
+        "first_us": parsed.first_us,
+        "peak_rss_kb": parsed.peak_memory_kb,
+        "memory_mb": parsed.memory_mb,
+        "delegation": delegation,
+        "runner": {
+            "name": "benchmark_model",
+            "aggregate_only": True,
+            "warmup": parsed.warmup.to_dict() if parsed.warmup else None,
+            "warmup_avg_us": parsed.warmup_avg_us,
+        },
+    }
+    if parsed.peak_memory_kb is not None:
+        out["peak_rss_scope"] = "benchmark_model process, Peak memory footprint (overall)"
+    if delegate in F.ACCELERATED:
+        # Only an explicit "completely executed" counts: anything else ran (partly) on CPU.
+        out["fully_accelerated"] = parsed.delegation.status == "full"
+    return out
+
+
+def profile_summary(parsed: BenchmarkOutput) -> dict:
+    """The op-profiling pass's tables for the timed runs (never its latencies)."""
+    tables = parsed.op_profile.get("run", {})
+    return {name: tables[name][:PROFILE_ROWS] for name in PROFILE_TABLES if name in tables}
+
+
+def read_max_freqs(device: Device) -> dict[int, int]:
+    """cpu index -> cpuinfo_max_freq (kHz), from sysfs ($HARNESS_SYSFS in tests)."""
+    out = device.shell(["sh", "-c", FREQ_SCRIPT], timeout=30.0).stdout
+    freqs = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            freqs[int(parts[0])] = int(parts[1])
+    return freqs
+
+
+def core_affinity(mode: str, freqs: dict[int, int]) -> dict:
+    """{"mode", "mask" (hex or None: not pinned), "cores", "max_freq_khz"}.
+
+    big: every core faster than the slowest cluster; little: the slowest cluster. With
+    one cluster (or no cpufreq) there is nothing to choose and nothing is pinned.
+    """
+    mode = F.parse_affinity(mode)
+    info = {"mode": mode, "mask": None, "cores": sorted(freqs), "max_freq_khz": freqs}
+    if mode not in F.AFFINITY_MODES:  # an explicit mask
+        bits = int(mode, 16)
+        return info | {
+            "mask": mode,
+            "cores": [c for c in range(bits.bit_length()) if bits >> c & 1],
+        }
+    slowest = min(freqs.values(), default=0)
+    if mode == "all" or len(set(freqs.values())) < 2:
+        return info
+    cores = sorted(c for c, f in freqs.items() if (f > slowest) == (mode == "big"))
+    return info | {"mask": format(sum(1 << c for c in cores), "x"), "cores": cores}
+
+
+def noise_hazards(props: dict, first: dict, now: dict) -> list[str]:
+    """Conditions that make latency figures noisy, as one-line warnings."""
+    out = []
+    if props.get("ro.kernel.qemu") == "1" or props.get("ro.boot.qemu") == "1":
+        out.append("emulator: latency does not represent a phone")
+    battery = now.get("battery") or {}
+    if isinstance(battery.get("level"), int) and battery["level"] < LOW_BATTERY:
+        out.append(f"battery at {battery['level']}% (< {LOW_BATTERY}%): may throttle")
+    thermal = now.get("thermal_status") or {}
+    if thermal.get("level", 0) > 0:
+        out.append(f"thermal status {thermal.get('name')} (above normal)")
+    t0, t1 = (first.get("battery") or {}).get("temp_c"), battery.get("temp_c")
+    if isinstance(t0, int | float) and isinstance(t1, int | float) and t1 - t0 >= TEMP_RISE_C:
+        out.append(f"battery temperature rose {t1 - t0:.1f} °C over the run ({t0} -> {t1})")
+    if props.get("ro.debuggable") == "1" or props.get("ro.build.type") in ("eng", "userdebug"):
+        out.append(f"debuggable build ({props.get('ro.build.type') or 'ro.debuggable=1'})")
+    governors = {g.get("governor") for g in (now.get("governors") or {}).values()}
+    slow = sorted(g for g in governors if g and g != "performance")
+    if slow:
+        out.append(f"CPU governor {', '.join(slow)} (not performance)")
+    return out
+
+
+def load_eval_x(path: Path, limit: int) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as npz:
+        return np.asarray(npz["x"])[:limit]
+
+
+def to_input_dtype(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Samples as the model's input tensor type (quantised with its scale/zero point)."""
+    dtype = np.dtype(spec.dtype)
+    if dtype.kind in "iu" and spec.scale:
+        info = np.iinfo(dtype)
+        q = np.round(np.asarray(x, np.float64) / spec.scale + (spec.zero_point or 0))
+        return np.clip(q, info.min, info.max).astype(dtype)
+    return np.asarray(x).astype(dtype)
+
+
+def decode_outputs(data: bytes, outputs: tuple[TensorSpec, ...], n: int) -> np.ndarray:
+    """The first output of an --output_filepath file (outputs' raw bytes, in order) as
+    float32 rows, one per sample, dequantised."""
+    sizes = []
+    for spec in outputs:
+        per = int(np.prod([d for d in spec.shape[1:]], dtype=np.int64)) if spec.shape else 1
+        sizes.append(n * per * np.dtype(spec.dtype).itemsize)
+    if sum(sizes) != len(data):
+        raise EvalError(f"output file has {len(data)} bytes, the model's outputs take {sum(sizes)}")
+    first = outputs[0]
+    arr = np.frombuffer(data[: sizes[0]], dtype=np.dtype(first.dtype)).reshape(n, -1)
+    if arr.dtype.kind in "iu" and first.scale:
+        return ((arr.astype(np.float32) - (first.zero_point or 0)) * first.scale).astype(np.float32)
+    return arr.astype(np.float32)

@@ -1,0 +1,233 @@
+"""`harness run` on an Android device, end to end, without a phone.
+
+The device is the project's own ADB daemon (`harness serve-device` in-process) presenting
+Android properties and a fake sysfs; the transport, staging, taskset pinning, parsing,
+statistics, store and report are all real. benchmark_model itself is replaced by
+tests/android/standin_benchmark_model.py (see its docstring: it replays recorded real
+outputs, and computes eval outputs with a real TFLite runtime).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.adbd.keys import generate_adb_keypair
+from harness.adbd.server import AdbDaemon, DaemonConfig
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE.parent / "fixtures" / "benchmark_model"
+
+ANDROID_PROPS = {
+    "ro.harness.device_class": "",  # the daemon's Linux default; a phone has no such prop
+    "ro.build.version.sdk": "34",
+    "ro.product.cpu.abi": "x86_64",
+    "ro.product.cpu.abilist": "x86_64,arm64-v8a",
+    "ro.product.model": "sdk_gphone64_x86_64",
+    "ro.kernel.qemu": "1",
+    "ro.build.type": "userdebug",
+    "ro.build.fingerprint": "google/sdk_gphone64_x86_64/emu64xa:14/UE1A/1:userdebug/dev-keys",
+}
+
+
+def _fake_sysfs(root: Path) -> Path:
+    """Two cores (a little 1.8 GHz, a big 2.4 GHz), a battery at 20 %, one thermal zone."""
+    files = {
+        "class/power_supply/battery/capacity": "20",
+        "class/power_supply/battery/temp": "310",
+        "class/power_supply/battery/status": "Discharging",
+        "class/thermal/thermal_zone0/temp": "45000",
+        "class/thermal/thermal_zone0/type": "cpu-therm",
+        "devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq": "1800000",
+        "devices/system/cpu/cpu0/cpufreq/scaling_governor": "schedutil",
+        "devices/system/cpu/cpu0/cpufreq/scaling_cur_freq": "1200000",
+        "devices/system/cpu/cpu1/cpufreq/cpuinfo_max_freq": "2400000",
+        "devices/system/cpu/cpu1/cpufreq/scaling_governor": "schedutil",
+        "devices/system/cpu/cpu1/cpufreq/scaling_cur_freq": "2000000",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text + "\n")
+    return root
+
+
+@pytest.fixture
+def phone(tmp_path, monkeypatch):
+    """An 'emulator' on loopback with a stand-in benchmark_model registered for x86_64."""
+    pair = generate_adb_keypair(tmp_path / "keys" / "adbkey")
+    monkeypatch.setenv("HARNESS_ADB_KEY", str(pair.private_key))
+    monkeypatch.setenv("HARNESS_ADB_TIMEOUT", "5")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HARNESS_SYSFS", str(_fake_sysfs(tmp_path / "sysfs")))
+    standin = tmp_path / "standin" / "benchmark_model"
+    standin.parent.mkdir()
+    body = (HERE / "standin_benchmark_model.py").read_text()
+    body = body.replace(
+        "FIXTURES = Path(__file__).resolve().parent", f"FIXTURES = Path({str(FIXTURES)!r})"
+    )
+    standin.write_text(f"#!{sys.executable}\n{body}")
+    added = _harness("tools", "add", str(standin), "--abi", "x86_64")
+    assert added.returncode == 0, added.stderr
+    root = tmp_path / "phone"
+    daemon = AdbDaemon(
+        DaemonConfig(root=root, props=ANDROID_PROPS, authorized_keys=pair.public_key)
+    )
+    port = daemon.start()
+    yield {"serial": f"127.0.0.1:{port}", "root": root}
+    daemon.stop()
+
+
+def _harness(*args) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "harness.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), timeout=300)
+
+
+def _calls(root: Path) -> list[dict]:
+    path = root / "standin-calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_on_android_gives_latency_memory_coverage_and_accuracy(
+    phone, variants, digits, store_url
+):
+    proc = _harness(
+        "run",
+        str(variants.manifest_path.parent),
+        "--device",
+        phone["serial"],
+        "--variants",
+        "fp32,int8",
+        "--delegates",
+        "cpu,xnnpack,gpu,nnapi",
+        "--runs",
+        "5",
+        "--warmup",
+        "1",
+        "--eval",
+        str(digits / "eval.npz"),
+        "--eval-limit",
+        "40",
+        "--store",
+        store_url,
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    cells = {(c["variant"], c["delegate"]): c for c in doc["cells"]}
+    assert len(cells) == 8 and all(c["status"] == "ok" for c in cells.values()), doc
+
+    # Latency: exactly what the recorded output printed, marked aggregate-only.
+    cpu = cells[("fp32", "cpu")]["latency_us"]
+    assert (cpu["n"], cpu["mean"], cpu["std"], cpu["min"], cpu["max"]) == (
+        50,
+        33209.4,
+        450.0,
+        32641.0,
+        34005.0,
+    )
+    assert cpu["aggregate_only"] is True
+    assert cpu["median"] is None and cpu["p90"] is None and cpu["ci_low"] is None
+    assert (cpu["init"], cpu["first"]) == (855.0, 49060.0)
+    # Memory: the peak footprint where the tool printed it; the delta where only that.
+    assert cells[("fp32", "cpu")]["peak_rss_mb"] == pytest.approx(12.8672, abs=1e-3)
+    assert cells[("fp32", "xnnpack")]["extra"]["memory_mb"] == {
+        "delta": {"init": 8.97656, "overall": 18.7227}
+    }
+    # Delegation coverage: GPU took the whole graph; NNAPI only part of it, and says so.
+    gpu, nnapi = cells[("fp32", "gpu")]["extra"], cells[("fp32", "nnapi")]["extra"]
+    assert gpu["fully_accelerated"] is True and gpu["delegation"]["status"] == "full"
+    assert nnapi["fully_accelerated"] is False
+    assert (nnapi["delegation"]["status"], nnapi["delegation"]["kernels"]) == ("partial", 44)
+    # Accuracy and drift from outputs computed for the first 40 eval samples on "device".
+    for c in cells.values():
+        assert c["accuracy"] is not None and c["accuracy"] >= 0.8, c
+        assert c["drift"]["top1_agreement"] is not None
+    assert cells[("fp32", "cpu")]["drift"]["max_abs"] == 0.0
+    # Noise hazards of this device are recorded with every cell.
+    hazards = " ".join(cells[("int8", "gpu")]["extra"]["hazards"])
+    for word in ("emulator", "battery at 20%", "debuggable", "governor schedutil"):
+        assert word in hazards
+    # Pinned to the big core (cpu1, 2.4 GHz), recorded with the cell.
+    assert cells[("fp32", "cpu")]["extra"]["affinity"]["mask"] == "2"
+    calls = _calls(phone["root"])
+    timed = [c for c in calls if any(a.startswith("--num_runs=5") for a in c["argv"])]
+    assert len(timed) == 8 and all(c["cpus"] == [1] for c in timed)
+    flags = {a for c in timed for a in c["argv"]}
+    assert {
+        "--use_xnnpack=false",
+        "--use_xnnpack=true",
+        "--use_gpu=true",
+        "--use_nnapi=true",
+    } <= flags
+    assert "--report_peak_memory_footprint=true" in flags
+    assert not any("--enable_op_profiling=true" in c["argv"] for c in timed)
+    # One batched accuracy invocation per cell (the digits model's batch is dynamic).
+    evals = [c for c in calls if any(a.startswith("--output_filepath=") for a in c["argv"])]
+    assert len(evals) == 8
+    assert all("--input_layer_shape=40,8,8,1" in c["argv"] for c in evals)
+
+
+def test_require_full_delegation_fails_the_partial_cell(phone, variants, store_url):
+    proc = _harness(
+        "run",
+        str(variants.manifest_path.parent),
+        "--device",
+        phone["serial"],
+        "--variants",
+        "fp32",
+        "--delegates",
+        "nnapi,gpu",
+        "--runs",
+        "3",
+        "--require-full-delegation",
+        "--affinity",
+        "all",
+        "--op-profile",
+        "--store",
+        store_url,
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    cells = {c["delegate"]: c for c in json.loads(proc.stdout)["cells"]}
+    assert cells["nnapi"]["status"] == "failed"
+    assert "Disallowed CPU fallback detected" in cells["nnapi"]["reason"]
+    assert cells["gpu"]["status"] == "ok"
+    assert cells["gpu"]["extra"]["affinity"]["mask"] is None
+    # The op profile is a separate pass; its table comes from the recorded output.
+    calls = _calls(phone["root"])
+    profiled = [c for c in calls if "--enable_op_profiling=true" in c["argv"]]
+    assert profiled and all(
+        not any(a.startswith("--num_runs=3") for a in c["argv"]) for c in profiled
+    )
+    assert all(c["cpus"] == [0, 1] for c in calls)
+
+
+def test_missing_binary_names_both_commands(tmp_path, monkeypatch, variants, store_url):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "empty-cache"))
+    pair = generate_adb_keypair(tmp_path / "keys" / "adbkey")
+    monkeypatch.setenv("HARNESS_ADB_KEY", str(pair.private_key))
+    props = ANDROID_PROPS | {"ro.product.cpu.abi": "arm64-v8a", "ro.product.cpu.abilist": ""}
+    with AdbDaemon(
+        DaemonConfig(root=tmp_path / "p", props=props, authorized_keys=pair.public_key)
+    ) as d:
+        port = d.port
+        proc = _harness(
+            "run",
+            str(variants.manifest_path.parent),
+            "--device",
+            f"127.0.0.1:{port}",
+            "--variants",
+            "fp32",
+            "--delegates",
+            "cpu",
+            "--store",
+            store_url,
+        )
+    assert proc.returncode != 0
+    assert "harness tools fetch --abi arm64-v8a" in proc.stderr
+    assert "harness tools add PATH --abi arm64-v8a" in proc.stderr
