@@ -191,9 +191,9 @@ def test_summarize_an_ok_cell():
     assert (r.init_us, r.first_us, r.peak_rss_kb) == (1500.0, 80.5, 4096)
     assert r.accuracy == 0.75
     assert r.drift["top1_agreement"] == 0.75 and r.drift["max_abs"] == 1.0
-    assert r.samples == {"invoke_us": [10.0, 11.0, 12.0], "e2e_us": [12.0, 13.0, 14.0],
-                         "warmup_us": [30.0]}  # fmt: skip
-    assert r.extra == {"sync_point": "invoke"} and r.env == {"runtime": "x"}
+    assert r.samples["invoke_us"] == [10.0, 11.0, 12.0]  # raw samples kept as floats
+    assert r.samples["e2e_us"] == [12.0, 13.0, 14.0] and r.samples["warmup_us"] == [30.0]
+    assert r.extra["sync_point"] == "invoke" and r.env == {"runtime": "x"}
     assert CellRecord.from_dict(r.to_dict()) == r
 
 
@@ -205,6 +205,9 @@ def test_summarize_an_ok_cell():
         ({"status": "failed", "reason": "boom", "invoke_us": [1.0]}, "failed", "boom"),
         ({"status": "ok"}, "failed", "no timed samples"),  # ok without samples is no measurement
         ({"status": "weird", "invoke_us": [1.0]}, "failed", None),
+        ({"status": "ok", "invoke_us": [1.0, "x"], "e2e_us": [2.0, 2.0]}, "failed", "malformed"),
+        ({"status": "ok", "invoke_us": [1.0, float("nan")]}, "failed", "malformed"),
+        ({"status": "ok", "invoke_us": "1,2"}, "failed", "malformed"),
     ],
 )  # fmt: skip
 def test_summarize_never_makes_up_numbers(raw, status, reason):
