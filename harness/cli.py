@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from harness import __version__
-from harness.errors import HarnessError
+from harness.errors import EXIT_USER_ERROR, HarnessError
 
 
 @click.group()
@@ -27,6 +27,10 @@ def main() -> None:
     except HarnessError as exc:
         click.echo(f"harness: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:  # click's own option errors: one line too
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        click.echo(f"harness: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(EXIT_USER_ERROR)
     except click.exceptions.Abort:
         click.echo("harness: aborted", err=True)
         sys.exit(130)
@@ -263,7 +267,7 @@ def run(
         )
     else:
         render_run(run_id, records)
-        click.echo(f"stored in {store.url} as run {run_id}")
+        click.echo(f"stored in {store.display_url} as run {run_id}")
 
 
 def _runner_options(android: dict) -> dict:

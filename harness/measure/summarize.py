@@ -22,8 +22,9 @@ def summarize(
     reference: np.ndarray | None,
 ) -> CellRecord:
     """Build the stored record of one cell from what the device reported."""
-    status = raw.get("status") if raw.get("status") in STATUSES else "failed"
-    reason = raw.get("reason")
+    status, reason = raw.get("status"), raw.get("reason")
+    if status not in STATUSES:
+        status, reason = "failed", f"the device reported an unknown status {str(status)[:40]!r}"
     samples = _samples(raw)
     if samples is None:  # device output is untrusted: malformed numbers fail the cell
         status, reason = "failed", "malformed timing samples from the device"

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, select, update
+from sqlalchemy import create_engine, insert, make_url, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, SQLAlchemyError
 
@@ -51,6 +51,7 @@ class Store:
 
     def __init__(self, url: str | None = None):
         self.url = url or default_store_url()
+        self.display_url = _without_password(self.url)  # for messages and logs
         self.engine = _connect(self.url)
         self._ensure_schema()
 
@@ -91,7 +92,7 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).first()
         if row is None:
-            raise HarnessError(f"no run {run_id!r} in {self.url}")
+            raise HarnessError(f"no run {run_id!r} in {self.display_url}")
         return RunInfo(**row._mapping)
 
     def list_runs(self, limit: int = 20) -> list[RunInfo]:
@@ -206,11 +207,11 @@ class Store:
                     )
                 elif int(row[0]) > schema.SCHEMA_VERSION:
                     raise HarnessError(
-                        f"store {self.url} has schema {row[0]}, newer than this "
+                        f"store {self.display_url} has schema {row[0]}, newer than this "
                         f"harness understands ({schema.SCHEMA_VERSION}); upgrade"
                     )
         except DatabaseError as exc:  # also "file is not a database"
-            raise HarnessError(f"cannot open store {self.url}: {_first_line(exc)}") from exc
+            raise HarnessError(f"cannot open store {self.display_url}: {_first_line(exc)}") from exc
 
 
 def _connect(url: str) -> Engine:
@@ -229,7 +230,14 @@ def _connect(url: str) -> Engine:
     try:
         return create_engine(url, future=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise HarnessError(f"bad store URL {url!r}: {_first_line(exc)}") from exc
+        raise HarnessError(f"bad store URL {_without_password(url)!r}: {_first_line(exc)}") from exc
+
+
+def _without_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL has no password we could find either
+        return url
 
 
 def _record(m) -> CellRecord:
