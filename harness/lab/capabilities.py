@@ -3,9 +3,9 @@
 Filtered-out cells are not measured and not invented: each is listed in the night's
 summary with the reason (a JUnit "skipped" test case). Rules:
 
-* android-class devices (phones, emulators) need TFLite's benchmark_model runner,
-  which this harness does not have yet: every cell is filtered out, with that reason.
-  When it lands, their delegates are cpu, xnnpack, gpu, gpu-f32, nnapi.
+* android-class devices (phones, emulators) run TFLite's benchmark_model runner
+  (harness.runners.benchmark_model): cpu, xnnpack, gpu, gpu-f32, nnapi. Where that
+  runner is not installed, every cell is filtered out, with that reason.
 * linux-class devices (boards, `serve-device`, the host) run the Python runner:
   cpu and xnnpack always; nnapi never (an Android API); gpu, gpu-f32 and npu are
   left to the device, whose runner records `unsupported` with the runtime's own reason
@@ -62,8 +62,20 @@ def device_capabilities(device) -> Capabilities:
     props = device.props() if hasattr(device, "props") else {}
     declared = tuple(d.strip() for d in props.get(DELEGATES_PROP, "").split(",") if d.strip())
     if device_class == "android":
-        return Capabilities("android", declared or ANDROID_DELEGATES, False, NO_ANDROID_RUNNER)
+        runnable = android_runner_available()
+        reason = None if runnable else NO_ANDROID_RUNNER
+        return Capabilities("android", declared or ANDROID_DELEGATES, runnable, reason)
     return Capabilities(device_class, declared or LINUX_DELEGATES)
+
+
+def android_runner_available() -> bool:
+    """True when the benchmark_model runner for Android devices is part of this harness."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("harness.runners.benchmark_model.runner") is not None
+    except ImportError:
+        return False
 
 
 def filter_cells(

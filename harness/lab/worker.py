@@ -236,6 +236,9 @@ class GuardedDevice:
     def python(self) -> str:
         return self._device.python()
 
+    def __getattr__(self, name: str):
+        return getattr(self._device, name)  # props(), facts(), close(), …: as they are
+
 
 def probe_device(name: str) -> None:
     """Raise DeviceError unless `name` answers a trivial command on a fresh connection."""

@@ -36,7 +36,14 @@ def test_a_device_that_declares_its_delegates_gets_only_those():
     assert "not offered by this device (it offers cpu, gpu)" in dropped[0][1]
 
 
-def test_android_devices_are_filtered_whole_until_benchmark_model_lands():
+def test_android_devices_are_filtered_whole_without_benchmark_model(monkeypatch):
+    from harness.lab import capabilities
+
+    monkeypatch.setattr(capabilities, "android_runner_available", lambda: True)
+    caps = device_capabilities(FakeDevice("android"))
+    keep, _ = filter_cells(_cells(["cpu", "nnapi", "npu"]), caps)
+    assert {c.delegate for c in keep} == {"cpu", "nnapi"}
+    monkeypatch.setattr(capabilities, "android_runner_available", lambda: False)
     caps = device_capabilities(FakeDevice("android"))
     keep, dropped = filter_cells(_cells(["cpu", "nnapi"]), caps)
     assert keep == [] and len(dropped) == 8

@@ -1,0 +1,139 @@
+"""How often `harness compare` cries wolf, and how small a slowdown it catches.
+
+Simulated: two runs of one cell, each `--runs` raw samples (default 100, `harness run`'s
+default), with realistic noise:
+  * per-sample log-normal jitter (sigma 3 %),
+  * heavy-tailed outliers: 2 % of samples multiplied by 1 + Pareto(alpha 1.5) (a GC pause,
+    an interrupt, a frequency drop),
+  * slow drift between runs: each run's level scaled by exp(N(0, 1 %)) (heat, background
+    load, a different night).
+A/A: both runs from the same level; the false alarm rate is the share of "slower"
+verdicts (a regression alarm) and of any non-"same" verdict. A/B: the candidate is
+slower by s; power = share of "slower". All through harness.measure.compare at its
+default thresholds (5 %, alpha 0.01).
+
+Real: the digits model (models/digits.py) timed twice on --device local (fp32 and int8,
+cpu and xnnpack), compared A/A the way `harness compare` does.
+
+Usage: python benchmarks/compare_power.py [--trials 400] [--runs 100] [--no-real]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness.cells import Cell, CellRecord
+from harness.measure.compare import CompareConfig, compare_cell
+from harness.measure.stats import latency_stats
+
+CELL = Cell("sim", "model", "fp32", "cpu", 1)
+SLOWDOWNS = (0.02, 0.04, 0.05, 0.06, 0.07, 0.08, 0.10, 0.12, 0.15, 0.20)
+
+
+def simulate_run(rng, n: int, level: float, jitter=0.03, outliers=0.02, drift=0.01):
+    x = level * np.exp(rng.normal(0, drift)) * rng.lognormal(0, jitter, n)
+    spikes = rng.random(n) < outliers
+    x[spikes] *= 1 + rng.pareto(1.5, spikes.sum())
+    return [float(v) for v in x]
+
+
+def record(samples) -> CellRecord:
+    return CellRecord(CELL, "ok", latency=latency_stats(samples), samples={"invoke_us": samples})
+
+
+def verdicts(rng, trials: int, n: int, slowdown: float, config: CompareConfig) -> list[str]:
+    out = []
+    for _ in range(trials):
+        a = simulate_run(rng, n, 1000.0)
+        b = simulate_run(rng, n, 1000.0 * (1 + slowdown))
+        out.append(compare_cell(record(a), record(b), config).verdict)
+    return out
+
+
+def simulated(trials: int, n: int) -> None:
+    config = CompareConfig()
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    aa = verdicts(rng, trials, n, 0.0, config)
+    slower, any_alarm = aa.count("slower") / trials, sum(v != "same" for v in aa) / trials
+    print(
+        f"simulated A/A, {trials} pairs x {n} samples, thresholds 5 % / alpha 0.01, "
+        f"noise: log-normal 3 % + 2 % Pareto(1.5) spikes + 1 % run drift"
+    )
+    print(
+        f"  false alarm (slower): {slower:.1%}   any verdict but same: {any_alarm:.1%}"
+        f"   (target <= 5 %)"
+    )
+    smallest = None
+    print("  slowdown  power(slower)")
+    for s in SLOWDOWNS:
+        ab = verdicts(rng, trials, n, s, config)
+        power = ab.count("slower") / trials
+        print(f"  {s:7.0%}  {power:7.1%}")
+        if smallest is None and power >= 0.95:
+            smallest = s
+    found = f"{smallest:.0%}" if smallest is not None else f"> {SLOWDOWNS[-1]:.0%}"
+    print(
+        f"  smallest slowdown detected with >= 95 % power at {n} runs: {found}"
+        f"  ({time.perf_counter() - t0:.1f} s)"
+    )
+
+
+def real_aa(runs: int) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+    import digits as recipe
+
+    from harness.convert.pipeline import ConvertSpec, convert_model
+    from harness.devices.local import LocalDevice
+    from harness.lab.sweep import RunSpec, run_sweep
+    from harness.measure.compare import compare_runs
+    from harness.runners.python_runner import TimingConfig
+    from harness.store.store import Store
+
+    work = Path(tempfile.mkdtemp(prefix="compare-power-"))
+    recipe.train(work)
+    out = convert_model(
+        ConvertSpec(work / "digits.keras", work / "v", ("fp32", "int8"), work / "calibration.npz")
+    )
+    store = Store(f"sqlite:///{work / 'r.db'}")
+    spec = RunSpec(
+        out.manifest_path.parent,
+        "local",
+        delegates=("cpu", "xnnpack"),
+        timing=TimingConfig(runs=runs, warmup=10),
+    )
+    a = run_sweep(spec, store, LocalDevice())
+    b = run_sweep(spec, store, LocalDevice())
+    result = compare_runs(store.cells(a), store.cells(b), CompareConfig(), a, b)
+    print(f"real A/A: digits on local, {runs} runs per cell, two runs back to back")
+    for c in result.cells:
+        lat = c.latency
+        print(
+            f"  {c.cell.variant:6} {c.cell.delegate:8} median {lat.baseline:8.1f} -> "
+            f"{lat.candidate:8.1f} us  change {lat.change:+6.1%}  "
+            f"CI [{lat.ci_low:+.1%}, {lat.ci_high:+.1%}]  p {lat.p_value:.3f}  {c.verdict}"
+        )
+    alarms = sum(c.verdict != "same" for c in result.cells)
+    print(f"  false alarms: {alarms} of {len(result.cells)} cells")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=400)
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--no-real", action="store_true")
+    args = ap.parse_args()
+    simulated(args.trials, args.runs)
+    if not args.no_real:
+        real_aa(args.runs)
+
+
+if __name__ == "__main__":
+    main()
