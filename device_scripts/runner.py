@@ -227,10 +227,11 @@ class CompiledModelEngine:
         # never a CPU figure under a GPU label.
         accel = HardwareAccelerator.NPU if delegate == "npu" else HardwareAccelerator.GPU
         options = _accelerator_options(accel, delegate, threads)
+        env = _npu_environment() if delegate == "npu" else None
         log = NativeStderr()
         try:
             with log:
-                self.model = CompiledModel.from_file(model, options=options)
+                self.model = CompiledModel.from_file(model, options=options, environment=env)
         except Exception as exc:  # the runtime's own reason is in what it logged
             raise Unsupported(short_reason(f"{log.text}\n{type(exc).__name__}: {exc}")) from exc
         self.adapter = _adapter_line(log.text)
@@ -287,6 +288,30 @@ def _adapter_line(log: str) -> str | None:
     return None
 
 
+def _npu_environment():
+    """A LiteRT environment with the board's vendor dispatch library.
+
+    The library lives on the device, so the device says where: the environment
+    variable HARNESS_NPU_DISPATCH_LIBRARY (and optionally HARNESS_NPU_COMPILER_PLUGIN).
+    """
+    path = os.environ.get("HARNESS_NPU_DISPATCH_LIBRARY")
+    if not path:
+        raise Unsupported(
+            "npu needs a vendor dispatch library on the device: set "
+            "HARNESS_NPU_DISPATCH_LIBRARY for the runner"
+        )
+    import ai_edge_litert
+    from ai_edge_litert.environment import Environment, EnvironmentOptions
+
+    return Environment.create(
+        options=EnvironmentOptions(
+            runtime_path=os.path.dirname(os.path.abspath(ai_edge_litert.__file__)),
+            dispatch_library_path=path,
+            compiler_plugin_path=os.environ.get("HARNESS_NPU_COMPILER_PLUGIN", ""),
+        )
+    )
+
+
 def _accelerator_options(accel, delegate: str, threads: int):
     from ai_edge_litert.options import CpuOptions, GpuOptions, Options
 
@@ -329,6 +354,7 @@ def short_reason(text: str) -> str:
         for ln in lines:
             if marker in ln and not ln.startswith(("INFO", "WARNING")):
                 # drop the "ERROR: [file.cc:123] " location prefix: the words are the reason
+                ln = re.sub(r"^[\s└─|]+", "", ln)  # tree-drawing prefixes of chained errors
                 return re.sub(r"^(ERROR|E\d+)[^\]]*\]\s*", "", ln)[:240]
     return (lines[0] if lines else "unknown error")[:240]
 

@@ -65,3 +65,23 @@ def test_short_reason_picks_the_specific_line():
     assert runner.short_reason(log) == (
         "Failed to initialize WebGPU environment: INTERNAL: No adapters found"
     )
+
+
+def test_npu_without_a_vendor_library_says_what_to_configure(variants, monkeypatch):
+    monkeypatch.delenv("HARNESS_NPU_DISPATCH_LIBRARY", raising=False)
+    v = next(v for v in variants.variants if v.name == "fp32")
+    cell = {
+        "id": "n",
+        "model": str(variants.manifest_path.parent / v.file),
+        "delegate": "npu",
+        "threads": 1,
+    }
+    doc = runner.run_cell(runner.load_runtime(), {"runs": 3}, cell, None)
+    assert doc["status"] == "unsupported"
+    assert "HARNESS_NPU_DISPATCH_LIBRARY" in doc["reason"]
+
+
+def test_tree_prefixes_are_trimmed_from_reasons():
+    assert runner.short_reason("INFO: x\n└ Some ops are not accelerated. Add CPU") == (
+        "Some ops are not accelerated. Add CPU"
+    )
