@@ -10,7 +10,7 @@ DEMO := build/demo
 $(VENV)/.stamp: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[convert,test,postgres]'
+	$(PY) -m pip install --quiet -e '.[convert,test,postgres,ray]'
 	touch $@
 
 venv: $(VENV)/.stamp

@@ -39,6 +39,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def boards(n: int, work: Path):
+    work.mkdir(parents=True, exist_ok=True)
     props = work / "board.props"
     props.write_text(json.dumps({"ro.harness.python": sys.executable}))
     procs, serials = [], []
