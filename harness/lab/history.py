@@ -116,7 +116,7 @@ def load_history(
                         run.run_id,
                         run.created_at,
                         rec.status,
-                        lat.median if lat else None,
+                        lat.center if lat else None,
                         lat.ci_low if lat else None,
                         lat.ci_high if lat else None,
                         rec.accuracy,

@@ -102,7 +102,7 @@ def _cell_printer(progress: Callable[[str], None]) -> Callable[[CellRecord], Non
 
     def on_cell(r: CellRecord) -> None:
         c = r.cell
-        figure = f"{r.latency.median:.0f} µs" if r.latency and r.status == "ok" else r.reason
+        figure = f"{r.latency.center:.0f} µs" if r.latency and r.status == "ok" else r.reason
         with lock:
             progress(
                 f"{c.device} {c.model} {c.variant}/{c.delegate}/t{c.threads}: "

@@ -180,7 +180,7 @@ def _result(cell: Cell, stored, verdict, lost: str | None) -> CellResult:
         r.status,
         r.reason,
         run_id,
-        lat.median if lat else None,
+        lat.center if lat else None,
         lat.ci_low if lat else None,
         lat.ci_high if lat else None,
         r.accuracy,
