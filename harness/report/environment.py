@@ -129,13 +129,17 @@ def warnings(records: list[CellRecord]) -> list[str]:
             out.append(f"{device}: the device reported thermal throttling during the run")
         out += [f"{device}: {w}" for w in _temperature_rise(before, after)]
         ok = [r for r in rows if r.status == "ok" and r.latency]
-        noisy = [r for r in ok if r.latency.outliers > OUTLIER_SHARE * r.latency.n]
+        noisy = [r for r in ok if (r.latency.outliers or 0) > OUTLIER_SHARE * r.latency.n]
         if noisy:
             out.append(
                 f"{device}: {len(noisy)} of {len(ok)} ok cells have more than "
                 f"{OUTLIER_SHARE:.0%} outlier samples (kept in every figure; medians are robust)"
             )
-        wide = [r for r in ok if r.latency.median and _ci_width(r) > WIDE_CI]
+        wide = [
+            r
+            for r in ok
+            if r.latency.median and r.latency.ci_low is not None and _ci_width(r) > WIDE_CI
+        ]
         if wide:
             out.append(
                 f"{device}: {len(wide)} cells have a median CI wider than {WIDE_CI:.0%} "

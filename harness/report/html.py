@@ -137,9 +137,10 @@ def _scatter(i: int, device: str, rows, pareto, pick: Pick | None) -> str:
         points.append(
             ScatterPoint(
                 ident=_ident(i, j),
-                latency_us=r.latency.median,
-                ci_low=r.latency.ci_low,
-                ci_high=r.latency.ci_high,
+                latency_us=r.latency.center,
+                # aggregate-only cells (benchmark_model) have no CI: a bare point
+                ci_low=_or(r.latency.ci_low, r.latency.center),
+                ci_high=_or(r.latency.ci_high, r.latency.center),
                 accuracy=r.accuracy,
                 colour_key=r.cell.delegate,
                 shape_key=r.cell.variant,
@@ -164,7 +165,7 @@ def _breakdown(i: int, device: str, rows) -> str:
             label=_label(r),
             init_us=r.init_us,
             first_us=r.first_us,
-            p50_us=r.latency.median,
+            p50_us=r.latency.center,
             p99_us=r.latency.p99,
             e2e_us=r.end_to_end.median if r.end_to_end else None,
         )
@@ -201,7 +202,10 @@ def cell_tip(r: CellRecord, on_front: bool = False) -> str:
     if drift.get("top1_agreement") is not None:
         acc += f" · top-1 agreement {drift['top1_agreement']:.1%}"
     lines.append(acc)
-    lines.append(f"n = {lat.n} samples, {lat.outliers} outliers (kept)")
+    if lat.aggregate_only:
+        lines.append(f"n = {lat.n} runs, aggregate-only (the tool printed no samples)")
+    else:
+        lines.append(f"n = {lat.n} samples, {lat.outliers} outliers (kept)")
     if r.peak_rss_kb:
         lines.append(f"peak RSS {r.peak_rss_kb / 1024:.1f} MiB")
     if display_status(r) != "ok":
@@ -236,7 +240,7 @@ def _cell_table(i: int, rows, pareto) -> str:
             f'<td class="st st-{status.split()[0]}">{esc(status)}</td>',
             _td_us(lat.median if lat else None),
             _td(f"{format_us(lat.ci_low)} – {format_us(lat.ci_high)}" if lat else "",
-                lat.ci_high - lat.ci_low if lat else None),
+                lat.ci_high - lat.ci_low if lat and lat.ci_low is not None else None),
             _td_us(lat.p90 if lat else None), _td_us(lat.p99 if lat else None),
             _td_us(r.end_to_end.median if r.end_to_end else None),
             _td_us(r.init_us), _td_us(r.first_us),
@@ -244,7 +248,7 @@ def _cell_table(i: int, rows, pareto) -> str:
             _td(f"{drift:.1e}" if drift is not None else "", drift),
             _td(_size(r.size_bytes), r.size_bytes),
             _td(f"{r.peak_rss_kb / 1024:.1f} MiB" if r.peak_rss_kb else "", r.peak_rss_kb),
-            _td(lat.outliers if lat else "", lat.outliers if lat else None),
+            _td(_or(lat.outliers, "") if lat else "", lat.outliers if lat else None),
             _td("★" if pareto.get(id(r)) else "", 1 if pareto.get(id(r)) else 0),
         ]  # fmt: skip
         cells.insert(4, f'<td class="reason">{esc(reason)}</td>')
@@ -259,7 +263,11 @@ def _cell_table(i: int, rows, pareto) -> str:
 def _row_order(r: CellRecord) -> tuple:
     """Like the terminal: ok cells fastest first, then unsupported, then failed."""
     rank = {"ok": 0, "unsupported": 1}.get(r.status, 2)
-    return (rank, r.latency.median if r.status == "ok" and r.latency else 0.0)
+    return (rank, r.latency.center if r.status == "ok" and r.latency else 0.0)
+
+
+def _or(value, default):
+    return default if value is None else value
 
 
 def _td(text, value=None) -> str:

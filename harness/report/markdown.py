@@ -51,7 +51,7 @@ def run_markdown(run_id: str, records: list[CellRecord]) -> str:
 
 
 def _order(r: CellRecord):
-    return ({"ok": 0, "unsupported": 1}.get(r.status, 2), r.latency.median if r.latency else 0)
+    return ({"ok": 0, "unsupported": 1}.get(r.status, 2), r.latency.center if r.latency else 0)
 
 
 def _cell(text: str) -> str:

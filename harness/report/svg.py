@@ -267,7 +267,7 @@ class BreakdownRow:
     init_us: float | None
     first_us: float | None
     p50_us: float
-    p99_us: float
+    p99_us: float | None  # None: aggregate-only (benchmark_model printed no p99)
     e2e_us: float | None
 
 
@@ -328,8 +328,9 @@ def breakdown_chart(rows: list[BreakdownRow], title: str, width: int = 760) -> s
         out.append(_hbar(x1, y, p50w, "p50"))
         if r.e2e_us and r.e2e_us > r.p50_us:
             out.append(_hbar(x1 + p50w, y, (r.e2e_us - r.p50_us) / req_max * rspan, "copies"))
-        clipped = r.p99_us > req_max
-        xp99 = x1 + min(r.p99_us, req_max) / req_max * rspan
+        p99 = r.p99_us if r.p99_us is not None else r.p50_us
+        clipped = p99 > req_max
+        xp99 = x1 + min(p99, req_max) / req_max * rspan
         tick = f" M{xp99:.1f},{y + 4} V{y + 14}" if not clipped else ""
         out.append(
             f'<path d="M{x1 + p50w:.1f},{y + 9} H{xp99:.1f}{tick}" '

@@ -196,7 +196,7 @@ def _parse(text: str) -> BenchmarkOutput:
     if delegation.status == "failed":
         return BenchmarkOutput(False, f"{delegation.message}: {tail(text)}", **base)
     # Without the summary line, only a second stats line (after the warm-up's) is steady.
-    if "inference" not in timings and len(stats) < 2:
+    if inference is None or ("inference" not in timings and len(stats) < 2):
         why = f"{fatal}: " if fatal else "no inference timings in the output: "
         return BenchmarkOutput(False, why + tail(text), **base)
     return BenchmarkOutput(True, None, **base)

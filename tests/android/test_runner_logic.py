@@ -1,0 +1,216 @@
+"""Flag mapping, core affinity, noise hazards, output decoding, delegation marks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.convert.tflite_info import TensorSpec
+from harness.errors import HarnessError
+from harness.runners.benchmark_model import flags as F
+from harness.runners.benchmark_model.parse import parse_output
+from harness.runners.benchmark_model.runner import (
+    EvalError,
+    core_affinity,
+    decode_outputs,
+    noise_hazards,
+    timed_result,
+    to_input_dtype,
+)
+
+from .test_parse import load
+
+OPTS = F.BenchmarkOptions()
+
+
+@pytest.mark.parametrize(
+    "delegate, want",
+    [
+        ("cpu", ["--use_xnnpack=false"]),
+        ("xnnpack", ["--use_xnnpack=true"]),
+        ("gpu", ["--use_gpu=true"]),
+        ("gpu-f32", ["--use_gpu=true", "--gpu_precision_loss_allowed=false"]),
+        ("nnapi", ["--use_nnapi=true"]),
+        ("npu", None),
+    ],
+)
+def test_delegate_flags(delegate, want):
+    assert F.delegate_flags(delegate, OPTS) == want
+
+
+def test_delegate_options():
+    o = F.BenchmarkOptions(
+        gpu_precision_loss=False,
+        gpu_backend="cl",
+        nnapi_accelerator="qti-dsp",
+        disable_nnapi_cpu=True,
+        require_full_delegation=True,
+    )
+    assert F.delegate_flags("gpu", o) == [
+        "--use_gpu=true",
+        "--gpu_precision_loss_allowed=false",
+        "--gpu_backend=cl",
+        "--require_full_delegation=true",
+    ]
+    assert F.delegate_flags("nnapi", o) == [
+        "--use_nnapi=true",
+        "--nnapi_accelerator_name=qti-dsp",
+        "--disable_nnapi_cpu=true",
+        "--require_full_delegation=true",
+    ]
+    assert F.delegate_flags("cpu", o) == ["--use_xnnpack=false"]  # nothing to require on CPU
+
+
+def test_timed_pass_flags():
+    got = F.cell_flags("blobs/m.tflite", "xnnpack", 4, 100, None, 10, OPTS)
+    assert got == [
+        "--graph=blobs/m.tflite",
+        "--use_xnnpack=true",
+        "--num_threads=4",
+        "--num_runs=100",
+        "--min_secs=0",
+        "--max_secs=150",
+        "--warmup_runs=10",
+        "--warmup_min_secs=0",
+        "--report_peak_memory_footprint=true",
+    ]
+    assert "--enable_op_profiling=true" not in got
+    assert "--min_secs=2.5" in F.cell_flags("m", "cpu", 1, 5, 2.5, 0, OPTS)
+
+
+def test_profile_and_eval_flags_are_separate_passes():
+    prof = F.profile_flags("m.tflite", "gpu", 2, OPTS)
+    assert (
+        "--enable_op_profiling=true" in prof and "--report_peak_memory_footprint=true" not in prof
+    )
+    ev = F.eval_flags(
+        "m", "cpu", 1, OPTS, "serving_default_image:0", "v.bin", "o.bin", (40, 8, 8, 1)
+    )
+    assert "--input_layer_value_files=serving_default_image::0:v.bin" in ev
+    assert "--output_filepath=o.bin" in ev
+    assert ev[-2:] == ["--input_layer=serving_default_image:0", "--input_layer_shape=40,8,8,1"]
+    assert "--num_runs=1" in ev and "--warmup_runs=0" in ev
+    assert not any(
+        f.startswith("--input_layer_shape")
+        for f in F.eval_flags("m", "cpu", 1, OPTS, "x", "v", "o", None)
+    )
+
+
+def test_options_round_trip_and_validation():
+    o = F.BenchmarkOptions(affinity="0xF0", eval_limit=7)
+    assert F.BenchmarkOptions.from_dict(o.to_dict() | {"unknown_later": 1}) == o
+    assert F.parse_affinity("0xF0") == "f0"
+    for bad in ("fast", "0", "0xZZ"):
+        with pytest.raises(HarnessError):
+            F.BenchmarkOptions(affinity=bad)
+    with pytest.raises(HarnessError):
+        F.BenchmarkOptions(gpu_backend="vulkan")
+
+
+FREQS = {
+    0: 1_800_000,
+    1: 1_800_000,
+    2: 1_800_000,
+    3: 1_800_000,
+    4: 2_400_000,
+    5: 2_400_000,
+    6: 2_400_000,
+    7: 3_000_000,
+}
+
+
+@pytest.mark.parametrize(
+    "mode, mask, cores",
+    [
+        ("big", "f0", [4, 5, 6, 7]),  # everything above the slowest cluster
+        ("little", "f", [0, 1, 2, 3]),
+        ("all", None, list(range(8))),
+        ("0x3", "3", [0, 1]),
+    ],
+)
+def test_core_affinity(mode, mask, cores):
+    got = core_affinity(mode, FREQS)
+    assert (got["mask"], got["cores"]) == (mask, cores)
+    assert got["max_freq_khz"] == FREQS
+
+
+def test_one_cluster_or_no_cpufreq_pins_nothing():
+    assert core_affinity("big", {0: 2_000_000, 1: 2_000_000})["mask"] is None
+    assert core_affinity("big", {})["mask"] is None
+
+
+def test_noise_hazards():
+    props = {"ro.boot.qemu": "1", "ro.build.type": "eng"}
+    first = {"battery": {"level": 80, "temp_c": 30.0}}
+    now = {
+        "battery": {"level": 24, "temp_c": 33.5},
+        "thermal_status": {"level": 2, "name": "moderate"},
+        "governors": {"0": {"governor": "schedutil"}, "4": {"governor": "performance"}},
+    }
+    got = noise_hazards(props, first, now)
+    assert len(got) == 6
+    text = " | ".join(got)
+    for part in (
+        "emulator",
+        "battery at 24%",
+        "thermal status moderate",
+        "rose 3.5 °C",
+        "eng",
+        "schedutil",
+    ):
+        assert part in text
+    calm = {
+        "battery": {"level": 90, "temp_c": 30.0},
+        "thermal_status": {"level": 0, "name": "none"},
+        "governors": {"0": {"governor": "performance"}},
+    }
+    assert noise_hazards({"ro.build.type": "user"}, first, calm) == []
+
+
+def _spec(dtype, shape, scale=None, zero=None):
+    return TensorSpec("t", shape, shape, dtype, scale, zero)
+
+
+def test_decode_outputs_first_output_dequantised():
+    out0 = _spec("int8", (1, 3), 0.5, -1)
+    out1 = _spec("float32", (1, 2))
+    q = np.array([[1, 3, -1], [5, -1, 0]], np.int8)
+    data = q.tobytes() + np.zeros((2, 2), np.float32).tobytes()
+    got = decode_outputs(data, (out0, out1), 2)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, [[1.0, 2.0, 0.0], [3.0, 0.0, 0.5]])
+    with pytest.raises(EvalError, match="bytes"):
+        decode_outputs(data[:-1], (out0, out1), 2)
+
+
+def test_inputs_quantised_to_the_model_type():
+    x = np.array([[0.0, 0.5, 1.0, 2.0]], np.float32)
+    got = to_input_dtype(x, _spec("int8", (1, 4), 1 / 127, 0))
+    assert got.dtype == np.int8 and got.tolist() == [[0, 64, 127, 127]]
+    assert to_input_dtype(x, _spec("float32", (1, 4))).dtype == np.float32
+
+
+def test_partial_delegation_is_marked_not_fully_accelerated():
+    nnapi = load("10_tf56301_nnapi_partial_logcat.txt")
+    raw = timed_result(parse_output(nnapi), 0, "nnapi", nnapi)
+    assert raw["fully_accelerated"] is False
+    assert raw["delegation"]["status"] == "partial" and raw["delegation"]["kernels"] == 44
+    assert raw["latency_aggregate"] == {
+        "n": 75, "mean": 12167.6, "std": 325.0, "min": 11787.0, "max": 13649.0,
+        "median": None, "p5": None, "p95": None,
+    }  # fmt: skip
+    gpu = load("06_tf43541_gpu_fully_delegated.txt")
+    assert timed_result(parse_output(gpu), 0, "gpu", gpu)["fully_accelerated"] is True
+    # a GPU cell whose output says nothing about delegation is not claimed as GPU work
+    cpu_like = load("13_armnn541_rpi_no_delegates.txt")
+    assert timed_result(parse_output(cpu_like), 0, "gpu", cpu_like)["fully_accelerated"] is False
+    assert "fully_accelerated" not in timed_result(parse_output(cpu_like), 0, "cpu", cpu_like)
+
+
+def test_timed_result_failures():
+    text = load("01_tf42507_cpu_op_profiling_peak_memory.txt")
+    raw = timed_result(parse_output(text), 139, "cpu", text)
+    assert raw["status"] == "failed" and "exited 139" in raw["reason"]
+    only_avg = load("16_deepspeech2270_old_format_run_order.txt")
+    raw = timed_result(parse_output(only_avg), 0, "cpu", only_avg)
+    assert raw["status"] == "failed" and "no per-run statistics" in raw["reason"]
