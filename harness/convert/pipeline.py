@@ -50,11 +50,15 @@ class VariantFile:
     converter: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "file": self.file,
-            "converter": self.converter,
-        } | self.info.to_dict() | {"delegate_compatibility": compatibility_report(self.info)}
+        return (
+            {
+                "name": self.name,
+                "file": self.file,
+                "converter": self.converter,
+            }
+            | self.info.to_dict()
+            | {"delegate_compatibility": compatibility_report(self.info)}
+        )
 
 
 @dataclass(frozen=True)

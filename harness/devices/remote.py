@@ -56,9 +56,9 @@ class AdbDevice:
     @property
     def device_class(self) -> str:
         props = self.props()
-        if props.get("ro.harness.device_class"):
-            return props["ro.harness.device_class"]
-        return "android" if props.get("ro.build.version.sdk") else "linux"
+        if props.get("ro.build.version.sdk"):  # an Android build says so, whatever else it says
+            return "android"
+        return props.get("ro.harness.device_class") or "linux"
 
     def python(self) -> str:
         return self.props().get("ro.harness.python") or "python3"
