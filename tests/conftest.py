@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -67,3 +68,33 @@ def int8_io(digits, tmp_path_factory):
 def store_url(tmp_path) -> str:
     """A fresh SQLite store per test."""
     return f"sqlite:///{tmp_path / 'results.db'}"
+
+
+PG_ENV = "HARNESS_TEST_PG_URL"
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh schema on the real PostgreSQL server named by $HARNESS_TEST_PG_URL.
+
+    Skipped without a server, failed instead when HARNESS_REQUIRE_ALL=1 (CI).
+    """
+    import secrets
+    from urllib.parse import quote
+
+    from sqlalchemy import create_engine, text
+
+    base = os.environ.get(PG_ENV)
+    if not base:
+        if os.environ.get("HARNESS_REQUIRE_ALL") == "1":
+            pytest.fail(f"HARNESS_REQUIRE_ALL=1 but {PG_ENV} is not set (no PostgreSQL)")
+        pytest.skip(f"no PostgreSQL: set {PG_ENV}=postgresql+psycopg2://USER:PW@HOST/DB")
+    name = f"harness_t_{secrets.token_hex(4)}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {name}"))
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options={quote(f'-csearch_path={name}', safe='')}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
+    admin.dispose()

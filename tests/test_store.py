@@ -18,17 +18,15 @@ from __future__ import annotations
 import io
 import json
 import os
-import secrets
 import signal
 import stat
 import subprocess
 import time
-from urllib.parse import quote
 
 import numpy as np
 import pytest
 from cli_helpers import assert_user_error, harness, harness_argv
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import select, update
 
 from harness.cells import Cell, CellRecord
 from harness.errors import HarnessError
@@ -36,27 +34,6 @@ from harness.lab.sweep import RunSpec, plan_run
 from harness.measure.stats import latency_stats
 from harness.store import schema
 from harness.store.store import Store
-
-PG_ENV = "HARNESS_TEST_PG_URL"
-
-
-@pytest.fixture
-def pg_url():
-    """A fresh schema on the real PostgreSQL server named by $HARNESS_TEST_PG_URL."""
-    base = os.environ.get(PG_ENV)
-    if not base:
-        if os.environ.get("HARNESS_REQUIRE_ALL") == "1":
-            pytest.fail(f"HARNESS_REQUIRE_ALL=1 but {PG_ENV} is not set (no PostgreSQL)")
-        pytest.skip(f"no PostgreSQL: set {PG_ENV}=postgresql+psycopg2://USER:PW@HOST/DB")
-    name = f"harness_t_{secrets.token_hex(4)}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {name}"))
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options={quote(f'-csearch_path={name}', safe='')}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import sys
 import textwrap
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -15,34 +12,12 @@ import pytest
 from harness.cells import Cell, CellRecord
 from harness.measure.stats import latency_stats
 
-PG_ENV = "HARNESS_TEST_PG_URL"
 
 
 def write_lab(tmp_path: Path, body: str, name: str = "lab.toml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))
     return path
-
-
-@pytest.fixture
-def pg_url():
-    """A fresh schema on the real PostgreSQL server named by $HARNESS_TEST_PG_URL."""
-    from sqlalchemy import create_engine, text
-
-    base = os.environ.get(PG_ENV)
-    if not base:
-        if os.environ.get("HARNESS_REQUIRE_ALL") == "1":
-            pytest.fail(f"HARNESS_REQUIRE_ALL=1 but {PG_ENV} is not set (no PostgreSQL)")
-        pytest.skip(f"no PostgreSQL: set {PG_ENV}=postgresql+psycopg2://USER:PW@HOST/DB")
-    name = f"harness_lab_{secrets.token_hex(4)}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {name}"))
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options={quote(f'-csearch_path={name}', safe='')}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
