@@ -13,7 +13,6 @@ from harness.cells import Cell, CellRecord
 from harness.measure.stats import latency_stats
 
 
-
 def write_lab(tmp_path: Path, body: str, name: str = "lab.toml") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))
