@@ -2,20 +2,20 @@
 
 A night is the runs tagged `lab:<lab>:<night>`, ordered by when its first run began.
 Per cell (variant, delegate, threads): the steady-state median, its 95% CI and the
-status of every night, and the change points of the median series
-(harness.measure.steps.detect_steps, the CI's half-width as each night's noise), so
-the night a slow creep started is named even when no single night crossed the
-compare threshold.
+status of every night, and the change points of the median series, so the night a
+slow creep started is named even when no single night crossed the compare threshold.
+The series and its change points are harness.report.trend's (cell_series), over the
+nights' runs; this module only groups the runs into nights and names them.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.measure.stats import Z_95
-from harness.measure.steps import Step, detect_steps
+from harness.measure.steps import Step
+from harness.report.trend import TrendPoint, TrendSeries, cell_series, matching_cells
 from harness.store.store import RunInfo, Store
 
 LAB_PREFIX = "lab:"
@@ -23,39 +23,46 @@ LAB_PREFIX = "lab:"
 
 @dataclass(frozen=True)
 class NightPoint:
+    """One run's figure for one cell (harness.report.trend.TrendPoint) and its night."""
+
     night: str
-    run_id: str
-    at: dt.datetime
-    status: str
-    median_us: float | None
-    ci_low_us: float | None
-    ci_high_us: float | None
-    accuracy: float | None
+    point: TrendPoint
 
     def to_dict(self) -> dict:
-        return {
-            "night": self.night,
-            "run_id": self.run_id,
-            "at": self.at.isoformat(),
-            "status": self.status,
-            "median_us": self.median_us,
-            "ci_low_us": self.ci_low_us,
-            "ci_high_us": self.ci_high_us,
-            "accuracy": self.accuracy,
-        }
+        return {"night": self.night} | self.point.to_dict()
 
 
 @dataclass(frozen=True)
 class CellHistory:
-    variant: str
-    delegate: str
-    threads: int
-    points: tuple[NightPoint, ...]
-    steps: tuple[tuple[Step, str], ...]  # (step, night it starts)
+    """A cell's trend series over the runs of the nights, each run named by its night."""
+
+    series: TrendSeries
+    night_of: Mapping[str, str]  # run id -> night
+
+    @property
+    def variant(self) -> str:
+        return self.series.variant
+
+    @property
+    def delegate(self) -> str:
+        return self.series.delegate
+
+    @property
+    def threads(self) -> int:
+        return self.series.threads
 
     @property
     def label(self) -> str:
         return f"{self.variant}/{self.delegate}/t{self.threads}"
+
+    @property
+    def points(self) -> tuple[NightPoint, ...]:
+        return tuple(NightPoint(self.night_of[p.run_id], p) for p in self.series.points)
+
+    @property
+    def steps(self) -> tuple[tuple[Step, str], ...]:
+        """Each change point with the night it starts."""
+        return tuple((s, self.night_of[p.run_id]) for s, p in self.series.step_runs())
 
     def to_dict(self) -> dict:
         return {
@@ -103,38 +110,16 @@ def load_history(
     for r in runs:  # oldest first
         nights.setdefault(r.tag.split(":", 2)[2], []).append(r)
     order = list(nights)[-last:]
-    series: dict[tuple, list[NightPoint]] = {}
-    for night in order:
-        for run in nights[night]:
-            for rec in store.cells(run.run_id):
-                c, lat = rec.cell, rec.latency if rec.status == "ok" else None
-                if c.model != model or c.device != device:
-                    continue
-                series.setdefault((c.variant, c.delegate, c.threads), []).append(
-                    NightPoint(
-                        night,
-                        run.run_id,
-                        run.created_at,
-                        rec.status,
-                        lat.center if lat else None,
-                        lat.ci_low if lat else None,
-                        lat.ci_high if lat else None,
-                        rec.accuracy,
-                    )
-                )
-    cells = tuple(_cell_history(key, pts) for key, pts in series.items())
-    return History(labs[0], model, device, tuple(order), cells)
-
-
-def _cell_history(key: tuple, points: list[NightPoint]) -> CellHistory:
-    ok = [p for p in points if p.median_us is not None]
-    noise = [
-        (p.ci_high_us - p.ci_low_us) / (2 * Z_95)
-        for p in ok
-        if p.ci_high_us is not None and p.ci_low_us is not None
+    night_of = {run.run_id: night for night in order for run in nights[night]}
+    found = [
+        (run, matching_cells(store, run.run_id, model, device))
+        for night in order
+        for run in nights[night]
     ]
-    steps = detect_steps([p.median_us for p in ok], noise or None)
-    return CellHistory(*key, tuple(points), tuple((s, ok[s.index].night) for s in steps))
+    series = cell_series(found, figure=lambda lat: lat.center)
+    return History(
+        labs[0], model, device, tuple(order), tuple(CellHistory(s, night_of) for s in series)
+    )
 
 
 def _model(run: RunInfo) -> str | None:
@@ -153,13 +138,13 @@ def render_history(h: History, console) -> None:
         for col in ("night", "median", "95% CI", "acc.", "status", "change point"):
             table.add_column(col, no_wrap=col != "change point")
         for p in c.points:
-            s = starts.get(p.night)
+            s, pt = starts.get(p.night), p.point
             table.add_row(
                 p.night,
-                _us(p.median_us),
-                f"{_us(p.ci_low_us)}–{_us(p.ci_high_us)}" if p.ci_low_us else "",
-                f"{p.accuracy:.4f}" if p.accuracy is not None else "",
-                p.status,
+                _us(pt.median),
+                f"{_us(pt.ci_low)}–{_us(pt.ci_high)}" if pt.ci_low else "",
+                f"{pt.accuracy:.4f}" if pt.accuracy is not None else "",
+                pt.status,
                 f"◀ {s.change:+.1%} step" if s else "",
             )
         console.print(table)

@@ -8,6 +8,7 @@ the HTML page and the JSON document.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from rich import box
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from harness.cells import CellRecord
 from harness.errors import HarnessError
-from harness.measure.stats import Z_95
+from harness.measure.stats import Z_95, LatencyStats
 from harness.measure.steps import Step, detect_steps
 from harness.report.page import page
 from harness.report.recommend import format_us
@@ -122,7 +123,7 @@ def load_trend(
         raise HarnessError("--last must be at least 2 for a trend")
     found: list[tuple[RunInfo, list[CellRecord]]] = []
     for run in store.list_runs(limit=SCAN_RUNS):
-        cells = _matching(store, run.run_id, model, device)
+        cells = matching_cells(store, run.run_id, model, device)
         if cells:
             found.append((run, cells))
             if len(found) == last:
@@ -131,7 +132,7 @@ def load_trend(
         raise HarnessError(f"no runs of model {model!r} on device {device!r} in {store.url}")
     if baseline and all(run.run_id != baseline for run, _ in found):
         base_run = store.get_run(baseline)
-        cells = _matching(store, baseline, model, device)
+        cells = matching_cells(store, baseline, model, device)
         if not cells:
             raise HarnessError(f"baseline run {baseline!r} has no {model!r} cells on {device!r}")
         found.append((base_run, cells))
@@ -144,37 +145,47 @@ def load_trend(
         device=device,
         runs=tuple(run for run, _ in found),
         baseline=baseline,
-        series=tuple(_series(found)),
+        series=tuple(cell_series(found)),
     )
 
 
-def _matching(store: Store, run_id: str, model: str, device: str) -> list[CellRecord]:
+def matching_cells(store: Store, run_id: str, model: str, device: str) -> list[CellRecord]:
     return [r for r in store.cells(run_id) if r.cell.model == model and r.cell.device == device]
 
 
-def _series(found: list[tuple[RunInfo, list[CellRecord]]]) -> list[TrendSeries]:
+def cell_series(
+    found: Iterable[tuple[RunInfo, list[CellRecord]]],
+    figure: Callable[[LatencyStats], float | None] = lambda lat: lat.median,
+) -> list[TrendSeries]:
+    """Each cell (variant, delegate, threads) of ``found`` (runs oldest first, each with
+    its cells) as a series: ``figure`` of every ok cell's latency, and its change points
+    (harness.measure.steps, the CI's half-width as each run's noise)."""
     points: dict[tuple, list[TrendPoint]] = {}
     for run, cells in found:
         for r in cells:
-            c, lat = r.cell, r.latency
+            c, lat = r.cell, r.latency if r.status == "ok" else None
             points.setdefault((c.variant, c.delegate, c.threads), []).append(
                 TrendPoint(
                     run_id=run.run_id,
                     at=run.created_at,
                     status=r.status,
-                    median=lat.median if r.status == "ok" and lat else None,
-                    ci_low=lat.ci_low if r.status == "ok" and lat else None,
-                    ci_high=lat.ci_high if r.status == "ok" and lat else None,
+                    median=figure(lat) if lat else None,
+                    ci_low=lat.ci_low if lat else None,
+                    ci_high=lat.ci_high if lat else None,
                     accuracy=r.accuracy,
                 )
             )
-    out = []
-    for (variant, delegate, threads), pts in points.items():
-        ok = [p for p in pts if p.median is not None]
-        noise = [(p.ci_high - p.ci_low) / (2 * Z_95) for p in ok]
-        steps = detect_steps([p.median for p in ok], noise)
-        out.append(TrendSeries(variant, delegate, threads, tuple(pts), tuple(steps)))
-    return out
+    return [TrendSeries(*key, tuple(pts), _steps(pts)) for key, pts in points.items()]
+
+
+def _steps(points: list[TrendPoint]) -> tuple[Step, ...]:
+    ok = [p for p in points if p.median is not None]
+    noise = [
+        (p.ci_high - p.ci_low) / (2 * Z_95)
+        for p in ok
+        if p.ci_high is not None and p.ci_low is not None
+    ]
+    return tuple(detect_steps([p.median for p in ok], noise))
 
 
 # -- rendering ----------------------------------------------------------------------
