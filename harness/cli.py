@@ -41,6 +41,25 @@ def main() -> None:
         sys.exit(exc.exit_code)
 
 
+store_option = click.option(
+    "--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite)."
+)
+abi_choice = click.Choice(["arm64-v8a", "armeabi-v7a", "x86_64"])
+
+
+def json_option(what: str):
+    """`--json` (as_json): print WHAT as JSON instead of the terminal view."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
+
+
+def _echo_json(doc) -> None:
+    click.echo(json.dumps(doc, indent=2))
+
+
+def _echo_binary(b) -> None:
+    click.echo(f"{b.abi}: {b.path} ({b.size} bytes, sha256 {b.sha256}) from {b.source}")
+
+
 @cli.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option(
@@ -63,7 +82,7 @@ def main() -> None:
     help=".npz with 'x': representative inputs for int8.",
 )
 @click.option("--int8-io", is_flag=True, help="int8 variant takes and returns int8 tensors.")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@json_option("the manifest")
 def convert(source, out_dir, variants, calibration, int8_io, as_json) -> None:
     """Convert a Keras/SavedModel/.tflite SOURCE into TFLite variants."""
     from harness.convert.pipeline import ConvertSpec, convert_model, manifest_dict
@@ -74,7 +93,7 @@ def convert(source, out_dir, variants, calibration, int8_io, as_json) -> None:
     say = (lambda _: None) if as_json else (lambda msg: click.echo(f"  {msg}", err=True))
     result = convert_model(spec, progress=say)
     if as_json:
-        click.echo(json.dumps(manifest_dict(result), indent=2))
+        _echo_json(manifest_dict(result))
     else:
         render_convert(result)
 
@@ -173,7 +192,7 @@ def _android_options(command):
     type=click.Path(path_type=Path),
     help=".npz with 'x' (and optional labels 'y') for on-device accuracy and drift.",
 )
-@click.option("--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite).")
+@store_option
 @click.option("--resume", "resume_id", help="Finish an interrupted run: skip its stored cells.")
 @click.option(
     "--lock-wait",
@@ -184,7 +203,7 @@ def _android_options(command):
 )
 @click.option("--avd", help="Start this AVD for the run (needs ANDROID_SDK_ROOT).")
 @click.option("--keep-emulator", is_flag=True, help="Leave the --avd emulator running afterwards.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run document as JSON.")
+@json_option("the run document")
 @_android_options
 def run(
     model,
@@ -262,9 +281,7 @@ def run(
         )
     records = store.cells(run_id)
     if as_json:
-        click.echo(
-            json.dumps(run_document(run_id, records, store.get_run(run_id).status), indent=2)
-        )
+        _echo_json(run_document(run_id, records, store.get_run(run_id).status))
     else:
         render_run(run_id, records)
         click.echo(f"stored in {store.display_url} as run {run_id}")
@@ -315,7 +332,7 @@ def _progress(total: int, enabled: bool):
 @cli.command()
 @click.argument("baseline")
 @click.argument("candidate")
-@click.option("--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite).")
+@store_option
 @click.option(
     "--latency-threshold",
     default="5%",
@@ -363,7 +380,7 @@ def compare(
         store.cells(baseline), store.cells(candidate), config, baseline, candidate
     )
     if fmt == "json":
-        click.echo(json.dumps(comparison_document(result), indent=2))
+        _echo_json(comparison_document(result))
     elif fmt == "markdown":
         click.echo(render_markdown(result), nl=False)
     else:
@@ -377,7 +394,7 @@ def _say(msg: str) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the devices as JSON.")
+@json_option("the devices")
 @click.option(
     "--connect",
     "addresses",
@@ -402,7 +419,7 @@ def tools() -> None:
 @tools.command("fetch")
 @click.option(
     "--abi",
-    type=click.Choice(["arm64-v8a", "armeabi-v7a", "x86_64"]),
+    type=abi_choice,
     default="arm64-v8a",
     show_default=True,
 )
@@ -413,29 +430,29 @@ def tools_fetch(abi, url, sha256) -> None:
     from harness.runners.benchmark_model.tools import fetch
 
     b = fetch(abi, url, sha256)
-    click.echo(f"{b.abi}: {b.path} ({b.size} bytes, sha256 {b.sha256}) from {b.source}")
+    _echo_binary(b)
 
 
 @tools.command("add")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--abi", required=True, type=click.Choice(["arm64-v8a", "armeabi-v7a", "x86_64"]))
+@click.option("--abi", required=True, type=abi_choice)
 def tools_add(path, abi) -> None:
     """Register a benchmark_model binary you already have (offline labs)."""
     from harness.runners.benchmark_model.tools import add
 
     b = add(path, abi)
-    click.echo(f"{b.abi}: {b.path} ({b.size} bytes, sha256 {b.sha256}) from {b.source}")
+    _echo_binary(b)
 
 
 @tools.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the cache as JSON.")
+@json_option("the cache")
 def tools_list(as_json) -> None:
     """The cached binaries per ABI."""
     from harness.runners.benchmark_model.tools import list_binaries, tools_dir
 
     found = list_binaries()
     if as_json:
-        click.echo(json.dumps([b.to_dict() for b in found], indent=2))
+        _echo_json([b.to_dict() for b in found])
         return
     if not found:
         click.echo(f"no tools cached in {tools_dir()} (see `harness tools fetch --help`)")
@@ -522,7 +539,7 @@ def serve_device(
 
 @cli.command()
 @click.argument("run_id", required=False)
-@click.option("--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite).")
+@store_option
 @click.option(
     "--html",
     "html_path",
@@ -536,7 +553,7 @@ def serve_device(
     help="Write the main charts as PNG (needs headless Chromium).",
 )
 @click.option("--markdown", is_flag=True, help="Print Markdown tables.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run (or trend) as JSON.")
+@json_option("the run (or trend)")
 @click.option("--slo", help="Latency budget (20ms, p90:20ms); exit 1 when a device misses it.")
 @click.option("--trend", is_flag=True, help="Trend charts over runs (needs --model, --device).")
 @click.option("--model", help="With --trend: the model name.")
@@ -606,8 +623,8 @@ def report(
     show_default=True,
     help="Accuracies this close to the best count as equal (then the faster wins).",
 )
-@click.option("--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite).")
-@click.option("--json", "as_json", is_flag=True, help="Print the picks as JSON.")
+@store_option
+@json_option("the picks")
 def recommend(run_id, max_latency, min_accuracy, metric, accuracy_tie, store_url, as_json) -> None:
     """Per device, the best cell of RUN_ID within a latency budget; exit 1 if none is."""
     from rich.console import Console
@@ -631,13 +648,11 @@ def lab() -> None:
 @click.argument("lab_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--night", help="Night label (default: today's UTC date); tags its runs.")
 @click.option("--resume", is_flag=True, help="Finish the night: measure only missing cells.")
-@click.option(
-    "--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True
-)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", help="With --executor ray: the cluster (default: start a local one).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--store", "store_url", help="Results store URL (overrides the lab file).")
-@click.option("--json", "as_json", is_flag=True, help="Print the night's summary as JSON.")
+@json_option("the night's summary")
 def lab_run(lab_file, night, resume, executor, address, out_dir, store_url, as_json) -> None:
     """Run one night of the lab in LAB_FILE; exit 1 on a regression or failed cell."""
     from harness.lab.config import load_lab_config
@@ -648,7 +663,7 @@ def lab_run(lab_file, night, resume, executor, address, out_dir, store_url, as_j
     options = LabOptions(night, resume, executor, address, out_dir, store_url, " ".join(sys.argv))
     done = run_lab(config, options, progress=_say)
     if as_json:
-        click.echo(json.dumps(night_document(done.result), indent=2))
+        _echo_json(night_document(done.result))
     else:
         click.echo(render_markdown(done.result), nl=False)
     _say(f"summaries: {', '.join(str(p) for p in done.outputs)}")
@@ -662,8 +677,8 @@ def lab_run(lab_file, night, resume, executor, address, out_dir, store_url, as_j
 @click.option("--device", required=True, help="Device serial (as in the cells).")
 @click.option("--lab", "lab_name", help="Lab name (needed when several labs ran the model).")
 @click.option("--last", type=click.IntRange(min=2), default=60, show_default=True)
-@click.option("--store", "store_url", help="Results store URL (default: $HARNESS_STORE or SQLite).")
-@click.option("--json", "as_json", is_flag=True, help="Print the history as JSON.")
+@store_option
+@json_option("the history")
 def lab_history(model, device, lab_name, last, store_url, as_json) -> None:
     """Each cell of MODEL on DEVICE night by night, with change points marked."""
     from rich.console import Console
@@ -673,7 +688,7 @@ def lab_history(model, device, lab_name, last, store_url, as_json) -> None:
 
     history = load_history(Store(store_url), model, device, lab_name, last)
     if as_json:
-        click.echo(json.dumps(history.to_dict(), indent=2))
+        _echo_json(history.to_dict())
     else:
         render_history(history, Console(highlight=False))
 
