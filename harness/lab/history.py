@@ -65,10 +65,8 @@ class CellHistory:
         return tuple((s, self.night_of[p.run_id]) for s, p in self.series.step_runs())
 
     def to_dict(self) -> dict:
-        return {
-            "variant": self.variant,
-            "delegate": self.delegate,
-            "threads": self.threads,
+        """The series' document, its points and change points named by night."""
+        return self.series.to_dict() | {
             "points": [p.to_dict() for p in self.points],
             "change_points": [s.to_dict() | {"night": n} for s, n in self.steps],
         }
