@@ -35,6 +35,11 @@ def harness(*args, env: dict | None = None, timeout: float = 300) -> subprocess.
     )
 
 
+def cell_shapes(doc: dict) -> list[tuple]:
+    """(variant, delegate, threads, status) of each cell of a run document, sorted."""
+    return sorted((c["variant"], c["delegate"], c["threads"], c["status"]) for c in doc["cells"])
+
+
 def assert_user_error(proc: subprocess.CompletedProcess, *words: str, codes=(2,)) -> str:
     """Exit 2, nothing on stdout, one 'harness: error:' line on stderr, no traceback."""
     assert proc.returncode in codes, (proc.returncode, proc.stdout, proc.stderr)

@@ -65,6 +65,20 @@ def int8_io(digits, tmp_path_factory):
 
 
 @pytest.fixture
+def host_key(tmp_path, monkeypatch) -> Path:
+    """A fresh host RSA pair, $HARNESS_ADB_KEY naming it; returns the public key.
+
+    A lost connection is noticed by a read timeout (adb-shell): 2 s keeps the tests quick.
+    """
+    from harness.adbd.keys import generate_adb_keypair
+
+    pair = generate_adb_keypair(tmp_path / "keys" / "adbkey")
+    monkeypatch.setenv("HARNESS_ADB_KEY", str(pair.private_key))
+    monkeypatch.setenv("HARNESS_ADB_TIMEOUT", "2")
+    return pair.public_key
+
+
+@pytest.fixture
 def store_url(tmp_path) -> str:
     """A fresh SQLite store per test."""
     return f"sqlite:///{tmp_path / 'results.db'}"

@@ -10,14 +10,12 @@ outputs, and computes eval outputs with a real TFLite runtime).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import harness
 
-from harness.adbd.keys import generate_adb_keypair
 from harness.adbd.server import AdbDaemon, DaemonConfig
 
 HERE = Path(__file__).resolve().parent
@@ -57,10 +55,8 @@ def _fake_sysfs(root: Path) -> Path:
 
 
 @pytest.fixture
-def phone(tmp_path, monkeypatch):
+def phone(tmp_path, monkeypatch, host_key):
     """An 'emulator' on loopback with a stand-in benchmark_model registered for x86_64."""
-    pair = generate_adb_keypair(tmp_path / "keys" / "adbkey")
-    monkeypatch.setenv("HARNESS_ADB_KEY", str(pair.private_key))
     monkeypatch.setenv("HARNESS_ADB_TIMEOUT", "5")
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HARNESS_SYSFS", str(_fake_sysfs(tmp_path / "sysfs")))
@@ -71,20 +67,13 @@ def phone(tmp_path, monkeypatch):
         "FIXTURES = Path(__file__).resolve().parent", f"FIXTURES = Path({str(FIXTURES)!r})"
     )
     standin.write_text(f"#!{sys.executable}\n{body}")
-    added = _harness("tools", "add", str(standin), "--abi", "x86_64")
+    added = harness("tools", "add", str(standin), "--abi", "x86_64")
     assert added.returncode == 0, added.stderr
     root = tmp_path / "phone"
-    daemon = AdbDaemon(
-        DaemonConfig(root=root, props=ANDROID_PROPS, authorized_keys=pair.public_key)
-    )
+    daemon = AdbDaemon(DaemonConfig(root=root, props=ANDROID_PROPS, authorized_keys=host_key))
     port = daemon.start()
     yield {"serial": f"127.0.0.1:{port}", "root": root}
     daemon.stop()
-
-
-def _harness(*args) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "harness.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), timeout=300)
 
 
 def _calls(root: Path) -> list[dict]:
@@ -95,7 +84,7 @@ def _calls(root: Path) -> list[dict]:
 def test_run_on_android_gives_latency_memory_coverage_and_accuracy(
     phone, variants, digits, store_url
 ):
-    proc = _harness(
+    proc = harness(
         "run",
         str(variants.manifest_path.parent),
         "--device",
@@ -173,7 +162,7 @@ def test_run_on_android_gives_latency_memory_coverage_and_accuracy(
 
 
 def test_require_full_delegation_fails_the_partial_cell(phone, variants, store_url):
-    proc = _harness(
+    proc = harness(
         "run",
         str(variants.manifest_path.parent),
         "--device",
@@ -207,16 +196,12 @@ def test_require_full_delegation_fails_the_partial_cell(phone, variants, store_u
     assert all(c["cpus"] == [0, 1] for c in calls)
 
 
-def test_missing_binary_names_both_commands(tmp_path, monkeypatch, variants, store_url):
+def test_missing_binary_names_both_commands(tmp_path, monkeypatch, host_key, variants, store_url):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "empty-cache"))
-    pair = generate_adb_keypair(tmp_path / "keys" / "adbkey")
-    monkeypatch.setenv("HARNESS_ADB_KEY", str(pair.private_key))
     props = ANDROID_PROPS | {"ro.product.cpu.abi": "arm64-v8a", "ro.product.cpu.abilist": ""}
-    with AdbDaemon(
-        DaemonConfig(root=tmp_path / "p", props=props, authorized_keys=pair.public_key)
-    ) as d:
+    with AdbDaemon(DaemonConfig(root=tmp_path / "p", props=props, authorized_keys=host_key)) as d:
         port = d.port
-        proc = _harness(
+        proc = harness(
             "run",
             str(variants.manifest_path.parent),
             "--device",

@@ -6,11 +6,10 @@ import hashlib
 import http.server
 import json
 import os
-import subprocess
-import sys
 import threading
 
 import pytest
+from cli_helpers import harness as run_harness
 
 from harness.errors import HarnessError
 from harness.runners.benchmark_model import tools
@@ -124,15 +123,9 @@ def test_missing_or_tampered_binary_names_both_commands(tmp_path):
 def test_cli_add_and_list(tmp_path, server):
     src = tmp_path / "bm"
     src.write_bytes(b"binary")
-    env = dict(os.environ)
 
     def harness(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "harness.cli", "tools", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
+        return run_harness("tools", *args)
 
     assert harness("add", str(src), "--abi", "armeabi-v7a").returncode == 0
     fetched = harness("fetch", "--abi", "arm64-v8a", "--url", f"{server}/truncated")

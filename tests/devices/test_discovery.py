@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import cell_shapes, harness
 
 from harness.adbd.keys import generate_adb_keypair
 from harness.adbd.server import announce_emulator
@@ -17,13 +17,6 @@ from harness.devices.discovery import parse_cpus
 from harness.devices.local import LocalDevice
 from harness.devices.remote import AdbDevice
 from harness.devices.snapshot import parse_dumpsys_battery, parse_thermal_status, snapshot
-
-
-def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "harness.cli", *args]
-    return subprocess.run(
-        cmd, capture_output=True, text=True, env=env or dict(os.environ), timeout=300
-    )
 
 
 def sysfs_cpu_count() -> int:
@@ -193,13 +186,8 @@ def test_run_on_an_emulator_serial_through_the_adb_server(
     local = harness(*args, "--device", "local", "--json")
     assert local.returncode == 0, local.stderr
 
-    def shape(doc):
-        return sorted(
-            (c["variant"], c["delegate"], c["threads"], c["status"]) for c in doc["cells"]
-        )
-
     r_doc, l_doc = json.loads(remote.stdout), json.loads(local.stdout)
-    assert shape(r_doc) == shape(l_doc)
+    assert cell_shapes(r_doc) == cell_shapes(l_doc)
     assert {c["device"] for c in r_doc["cells"]} == {serial}
     assert all(c["status"] == "ok" for c in r_doc["cells"])
     table = harness(*args, "--device", serial)

@@ -10,12 +10,12 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+from cli_helpers import cell_shapes, harness
 
 from harness.adbd.keys import generate_adb_keypair
 from harness.adbd.server import AdbDaemon, DaemonConfig
@@ -25,15 +25,6 @@ from harness.errors import DeviceError
 from harness.lab.sweep import RunSpec, run_sweep
 from harness.runners.python_runner import TimingConfig
 from harness.store.store import Store
-
-
-@pytest.fixture
-def host_key(tmp_path, monkeypatch) -> Path:
-    pair = generate_adb_keypair(tmp_path / "keys" / "adbkey")
-    monkeypatch.setenv("HARNESS_ADB_KEY", str(pair.private_key))
-    # A lost connection is noticed by a read timeout (adb-shell); keep the tests quick.
-    monkeypatch.setenv("HARNESS_ADB_TIMEOUT", "2")
-    return pair.public_key
 
 
 @pytest.fixture
@@ -49,11 +40,6 @@ def board(tmp_path, host_key):
     port = daemon.start()
     yield {"port": port, "root": root, "serial": f"127.0.0.1:{port}"}
     daemon.stop()
-
-
-def _harness(*args, env=None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "harness.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env or dict(os.environ))
 
 
 def _open(board) -> AdbDevice:
@@ -79,18 +65,13 @@ def test_run_over_adb_gives_the_same_kind_of_table_as_local(board, variants, dig
         store_url,
         "--json",
     ]
-    remote = _harness(*args, "--device", board["serial"])
+    remote = harness(*args, "--device", board["serial"])
     assert remote.returncode == 0, remote.stderr
-    local = _harness(*args, "--device", "local")
+    local = harness(*args, "--device", "local")
     assert local.returncode == 0, local.stderr
 
-    def shape(doc):
-        return sorted(
-            (c["variant"], c["delegate"], c["threads"], c["status"]) for c in doc["cells"]
-        )
-
     r_doc, l_doc = json.loads(remote.stdout), json.loads(local.stdout)
-    assert shape(r_doc) == shape(l_doc)
+    assert cell_shapes(r_doc) == cell_shapes(l_doc)
     assert {c["device"] for c in r_doc["cells"]} == {board["serial"]}
     fp32 = next(c for c in r_doc["cells"] if (c["variant"], c["delegate"]) == ("fp32", "cpu"))
     assert fp32["accuracy"] >= 0.9
@@ -141,7 +122,7 @@ def test_hostile_model_name_arrives_as_a_name(board, variants, tmp_path, store_u
     )
     evil.parent.mkdir()
     shutil.copy(variants.manifest_path.parent / "fp32.tflite", evil)
-    proc = _harness(
+    proc = harness(
         "run",
         str(evil),
         "--device",
@@ -166,7 +147,7 @@ def test_hostile_model_name_arrives_as_a_name(board, variants, tmp_path, store_u
 def test_wrong_key_is_refused_with_one_line(board, tmp_path, variants, store_url):
     stranger = generate_adb_keypair(tmp_path / "stranger" / "adbkey")
     env = dict(os.environ, HARNESS_ADB_KEY=str(stranger.private_key))
-    proc = _harness(
+    proc = harness(
         "run",
         str(variants.manifest_path.parent),
         "--device",
@@ -185,7 +166,7 @@ def test_refused_port_is_one_line(variants, store_url):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens once the socket closes
-    proc = _harness(
+    proc = harness(
         "run",
         str(variants.manifest_path.parent),
         "--device",

@@ -81,16 +81,6 @@ class Boards:
 
 
 @pytest.fixture
-def host_key(tmp_path, monkeypatch) -> Path:
-    from harness.adbd.keys import generate_adb_keypair
-
-    pair = generate_adb_keypair(tmp_path / "keys" / "adbkey")
-    monkeypatch.setenv("HARNESS_ADB_KEY", str(pair.private_key))
-    monkeypatch.setenv("HARNESS_ADB_TIMEOUT", "2")  # a lost device is noticed quickly
-    return pair.public_key
-
-
-@pytest.fixture
 def boards(tmp_path, host_key):
     b = Boards(tmp_path, host_key, 3)
     yield b
