@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.devices.base import ShellResult, Transport
+from harness.devices.base import RemoteStat, ShellResult, Transport
 from harness.errors import DeviceError
 
 WORKDIR = "/data/local/tmp/harness"
@@ -120,6 +120,18 @@ class AdbDevice:
         finally:
             Path(f.name).unlink(missing_ok=True)
         return path
+
+    def push(self, local: Path, remote: str, timeout: float = TIMEOUT) -> None:
+        """Plain push of a local file to an absolute device path."""
+        self.transport.push(Path(local), remote, timeout)
+
+    def pull(self, remote: str, local: Path, limit: int = 1 << 30) -> None:
+        """Copy a device file to exactly `local` (never a path the device chose)."""
+        Path(local).write_bytes(self.transport.pull(remote, limit, TIMEOUT))
+
+    def stat(self, remote: str) -> RemoteStat:
+        """mode/size/mtime of a device path (mode 0: it does not exist)."""
+        return self.transport.stat(remote, TIMEOUT)
 
     def pull_bytes(self, remote: str, limit: int) -> bytes:
         path = remote if remote.startswith("/") else f"{self._workdir}/{remote}"

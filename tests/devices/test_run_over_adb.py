@@ -250,3 +250,16 @@ def test_connection_lost_for_good_leaves_no_file_under_the_final_name(board, var
         device.close()
         proxy.close()
     assert not _blob(board, v.info.sha256).exists()
+
+
+def test_device_interface_push_stat_pull(board, tmp_path):
+    device = _open(board)
+    src = tmp_path / "in.bin"
+    src.write_bytes(os.urandom(300_000))
+    device.push(src, "/data/local/tmp/x y;.bin")
+    st = device.stat("/data/local/tmp/x y;.bin")
+    assert st.exists and st.size == 300_000
+    device.pull("/data/local/tmp/x y;.bin", tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == src.read_bytes()
+    assert not device.stat("/data/local/tmp/missing").exists
+    device.close()
