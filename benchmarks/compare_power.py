@@ -12,10 +12,17 @@ verdicts (a regression alarm) and of any non-"same" verdict. A/B: the candidate 
 slower by s; power = share of "slower". All through harness.measure.compare at its
 default thresholds (5 %, alpha 0.01).
 
-Real: the digits model (models/digits.py) timed twice on --device local (fp32 and int8,
-cpu and xnnpack), compared A/A the way `harness compare` does.
+Real, on --device local (fp32 and int8, cpu and xnnpack), compared the way
+`harness compare` does:
+  * A/A: the digits model (models/digits.py) timed twice, back to back;
+  * A/B: the digits model against a wider version of itself (`--width`, default 4: every
+    conv/dense layer has 4x the channels), same run settings, both with the held-out
+    eval set, so each cell also shows the accuracy change. Expected: "slower".
+Trained models stay under --work, and conversion goes through harness's cache, so a
+rerun only times.
 
 Usage: python benchmarks/compare_power.py [--trials 400] [--runs 100] [--no-real]
+                                          [--width 4] [--work build/compare-power]
 """
 
 from __future__ import annotations
@@ -84,44 +91,85 @@ def simulated(trials: int, n: int) -> None:
     )
 
 
-def real_aa(runs: int) -> None:
+def prepare_digits(work: Path, width: int) -> tuple[Path, Path]:
+    """The digits recipe at `width`, trained once under work/w<width> and converted
+    (fp32, int8) through harness's conversion cache; returns (variants dir, eval.npz).
+    Every width is saved as digits.keras, so its cells are named "digits" and match."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
     import digits as recipe
 
     from harness.convert.pipeline import ConvertSpec, convert_model
+
+    src = work / f"w{width}"
+    if not (src / "digits.keras").is_file():
+        recipe.train(src, width=width)
+    out = convert_model(
+        ConvertSpec(src / "digits.keras", src / "v", ("fp32", "int8"), src / "calibration.npz")
+    )
+    return out.manifest_path.parent, src / "eval.npz"
+
+
+def _sweep(model: Path, runs: int, store, eval_path: Path | None = None) -> str:
     from harness.devices.local import LocalDevice
     from harness.lab.sweep import RunSpec, run_sweep
-    from harness.measure.compare import compare_runs
     from harness.runners.python_runner import TimingConfig
-    from harness.store.store import Store
 
-    work = Path(tempfile.mkdtemp(prefix="compare-power-"))
-    recipe.train(work)
-    out = convert_model(
-        ConvertSpec(work / "digits.keras", work / "v", ("fp32", "int8"), work / "calibration.npz")
-    )
-    store = Store(f"sqlite:///{work / 'r.db'}")
     spec = RunSpec(
-        out.manifest_path.parent,
+        model,
         "local",
         delegates=("cpu", "xnnpack"),
         timing=TimingConfig(runs=runs, warmup=10),
+        eval_path=eval_path,
     )
-    a = run_sweep(spec, store, LocalDevice())
-    b = run_sweep(spec, store, LocalDevice())
+    return run_sweep(spec, store, LocalDevice())
+
+
+def _print_cells(result) -> None:
+    for c in result.cells:
+        lat, acc = c.latency, c.accuracy
+        line = f"  {c.cell.variant:6} {c.cell.delegate:8} "
+        if lat is None:
+            print(line + f"{c.verdict}: {c.note or ''}")
+            continue
+        line += (
+            f"median {lat.baseline:8.1f} -> {lat.candidate:8.1f} us  change {lat.change:+7.1%}  "
+            f"CI [{lat.ci_low:+.1%}, {lat.ci_high:+.1%}]  p {lat.p_value:.3g}  {c.verdict}"
+        )
+        if acc is not None:
+            line += f"  top-1 {acc.baseline:.3f} -> {acc.candidate:.3f} ({acc.change_pp:+.1f} pp)"
+        print(line)
+
+
+def real(runs: int, width: int, work: Path) -> None:
+    from harness.measure.compare import compare_runs
+    from harness.store.store import Store
+
+    work.mkdir(parents=True, exist_ok=True)
+    narrow, narrow_eval = prepare_digits(work, 1)
+    store = Store(f"sqlite:///{Path(tempfile.mkdtemp(prefix='compare-power-')) / 'r.db'}")
+
+    a = _sweep(narrow, runs, store)
+    b = _sweep(narrow, runs, store)
     result = compare_runs(store.cells(a), store.cells(b), CompareConfig(), a, b)
     print(f"real A/A: digits on local, {runs} runs per cell, two runs back to back")
-    for c in result.cells:
-        lat = c.latency
-        print(
-            f"  {c.cell.variant:6} {c.cell.delegate:8} median {lat.baseline:8.1f} -> "
-            f"{lat.candidate:8.1f} us  change {lat.change:+6.1%}  "
-            f"CI [{lat.ci_low:+.1%}, {lat.ci_high:+.1%}]  p {lat.p_value:.3f}  {c.verdict}"
-        )
+    _print_cells(result)
     alarms = sum(c.verdict != "same" for c in result.cells)
     print(f"  false alarms: {alarms} of {len(result.cells)} cells")
+
+    wide, wide_eval = prepare_digits(work, width)
+    base = _sweep(narrow, runs, store, narrow_eval)
+    cand = _sweep(wide, runs, store, wide_eval)
+    result = compare_runs(store.cells(base), store.cells(cand), CompareConfig(), base, cand)
+    print(
+        f"real A/B: digits (16/32/64 channels) -> digits x{width} "
+        f"({16 * width}/{32 * width}/{64 * width}), local, {runs} runs per cell, "
+        f"same settings, held-out eval set"
+    )
+    _print_cells(result)
+    slower = sum(c.verdict == "slower" for c in result.cells)
+    print(f"  detected as slower: {slower} of {len(result.cells)} cells")
 
 
 def main() -> None:
@@ -129,10 +177,17 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=400)
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--no-real", action="store_true")
+    ap.add_argument("--width", type=int, default=4, help="the wider digits model (A/B)")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path("build/compare-power"),
+        help="trained models (kept, so a rerun trains and converts nothing)",
+    )
     args = ap.parse_args()
     simulated(args.trials, args.runs)
     if not args.no_real:
-        real_aa(args.runs)
+        real(args.runs, args.width, args.work)
 
 
 if __name__ == "__main__":

@@ -27,32 +27,38 @@ def load_digits_split(seed: int = SEED) -> tuple[np.ndarray, ...]:
     return tuple(train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y))
 
 
-def build_model():
-    """A CNN big enough that quantisation effects show, small enough to train in seconds."""
+def build_model(width: int = 1):
+    """A CNN big enough that quantisation effects show, small enough to train in seconds.
+
+    `width` multiplies the channels of both convolutions and the hidden dense layer
+    (1: 16/32/64; 4: 64/128/256), e.g. for an A/B comparison against a wider self.
+    """
     import keras
 
+    if width < 1:
+        raise ValueError(f"width must be a positive integer, got {width}")
     return keras.Sequential(
         [
             keras.Input(shape=(8, 8, 1), name="image"),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(16 * width, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(32 * width, 3, padding="same", activation="relu"),
             keras.layers.MaxPooling2D(2),
             keras.layers.Flatten(),
-            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(64 * width, activation="relu"),
             keras.layers.Dense(10, activation="softmax", name="probs"),
         ],
         name="digits_cnn",
     )
 
 
-def train(out: Path, epochs: int = 30, seed: int = SEED) -> float:
+def train(out: Path, epochs: int = 30, seed: int = SEED, width: int = 1) -> float:
     """Train, save the model and data files under `out`; return held-out accuracy."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     keras.utils.set_random_seed(seed)
     x_train, x_eval, y_train, y_eval = load_digits_split(seed)
-    model = build_model()
+    model = build_model(width)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
     _, accuracy = model.evaluate(x_eval, y_eval, verbose=0)
@@ -68,12 +74,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("build/demo/model"))
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--width", type=int, default=1, help="channel multiplier (default 1: 16/32/64)"
+    )
     args = parser.parse_args()
     if (args.out / "digits.keras").exists():
         print(f"digits model already trained: {args.out / 'digits.keras'}")
         return
-    accuracy = train(args.out, args.epochs)
-    print(f"trained digits CNN: held-out top-1 accuracy {accuracy:.3f} -> {args.out}")
+    accuracy = train(args.out, args.epochs, width=args.width)
+    print(f"trained digits CNN (x{args.width}): held-out top-1 {accuracy:.3f} -> {args.out}")
 
 
 if __name__ == "__main__":
