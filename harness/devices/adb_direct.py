@@ -10,10 +10,12 @@ each transport serialises its calls; a dropped connection is retried on a fresh 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -23,6 +25,17 @@ from harness.errors import DeviceError
 
 T = TypeVar("T")
 RETRIES = 2  # fresh connections tried after the first failure
+
+
+REBOOT_WAIT_S = (0.25, 0.5, 1.0, 2.0)  # a device that was up and now refuses may be rebooting
+
+
+class _Dropped(DeviceError):
+    """The device closed the connection during the handshake: a retry may work."""
+
+
+class _Refused(DeviceError):
+    """Nothing listens on the port (yet): a device that was up may be restarting adbd."""
 
 
 def io_timeout() -> float:
@@ -52,6 +65,29 @@ def _install_fast_checksum() -> None:
     adb_device.checksum = _fast_checksum
 
 
+def _transport(host: str, port: int):
+    """adb-shell's TCP transport, fixed: a closed socket is an error at once (adb-shell
+    reads b'' in a busy loop until its read timeout, which for a runner is the whole job's
+    timeout: ADB_SPEC.md §6.2), and a partial send() is finished (§6.5).
+    """
+    from adb_shell.transport.tcp_transport import TcpTransport
+
+    class EofAwareTcpTransport(TcpTransport):
+        def bulk_read(self, numbytes, transport_timeout_s):
+            data = super().bulk_read(numbytes, transport_timeout_s)
+            if not data:
+                raise ConnectionResetError(errno.ECONNRESET, "the device closed the connection")
+            return data
+
+        def bulk_write(self, data, transport_timeout_s):
+            view = memoryview(data)
+            while view:
+                view = view[super().bulk_write(view, transport_timeout_s) :]
+            return len(data)
+
+    return EofAwareTcpTransport(host, port)
+
+
 def default_key_path() -> Path:
     """~/.android/adbkey: the key phones already trust; created (0600) when missing."""
     return Path(os.environ.get("HARNESS_ADB_KEY", Path.home() / ".android" / "adbkey"))
@@ -75,39 +111,67 @@ class DirectTransport:
         self.serial = f"{host}:{port}"
         self._key_path = key_path
         self._device = None
+        self._was_up = False  # connected at least once: a refusal now may be a reboot
         self._lock = threading.Lock()
 
     # -- connection ---------------------------------------------------------------
 
     def connect(self) -> None:
-        """Open (or reopen) the connection; DeviceError says plainly what went wrong."""
-        from adb_shell.adb_device import AdbDeviceTcp
+        """Open (or reopen) the connection; DeviceError says plainly what went wrong.
+
+        A connection the device cuts during CNXN/AUTH (flaky cable, adbd restarting) is
+        tried again, up to RETRIES times; a refusal or a silent device is not.
+        """
+        for attempt in range(1 + RETRIES):
+            try:
+                return self._connect_once()
+            except _Dropped:
+                if attempt == RETRIES:
+                    raise
+
+    def _connect_once(self) -> None:
+        from adb_shell.adb_device import AdbDevice
         from adb_shell.exceptions import DeviceAuthError
 
         self.close()
         _install_fast_checksum()
         timeout = io_timeout()
-        device = AdbDeviceTcp(self.host, self.port, default_transport_timeout_s=timeout)
+        device = AdbDevice(_transport(self.host, self.port), default_transport_timeout_s=timeout)
+        offered_key: list[bool] = []  # adb-shell calls back when it offers its public key
         try:
             signer = load_signer(self._key_path)
-            device.connect(rsa_keys=[signer], auth_timeout_s=timeout, read_timeout_s=timeout)
+            device.connect(
+                rsa_keys=[signer],
+                auth_timeout_s=timeout,
+                read_timeout_s=timeout,
+                auth_callback=lambda _device: offered_key.append(True),
+            )
         except ConnectionRefusedError as exc:
-            raise DeviceError(
-                f"{self.serial}: connection refused (is the device listening?)"
-            ) from exc
+            raise _Refused(f"{self.serial}: connection refused (is the device listening?)") from exc
         except DeviceAuthError as exc:
             raise DeviceError(
                 f"{self.serial}: unauthorized: the device rejected this host's ADB key"
             ) from exc
         except Exception as exc:
             name = type(exc).__name__
-            if "Timeout" in name:  # a device that never accepts the key goes silent
+            dropped = isinstance(exc, ConnectionError)
+            with contextlib.suppress(Exception):
+                device.close()
+            if dropped:  # the device hung up mid-handshake: worth another try
+                raise _Dropped(f"{self.serial}: connection closed during connect/auth") from exc
+            if "Timeout" in name and offered_key:  # it has our key and stays silent
                 raise DeviceError(
-                    f"{self.serial}: no answer during connect/auth (unauthorized "
+                    f"{self.serial}: unauthorized: no answer after offering this host's "
+                    "ADB key (accept it on the device, or add it to its adb_keys)"
+                ) from exc
+            if "Timeout" in name:  # silent before any AUTH: stalled, busy, or not ADB
+                raise _Dropped(
+                    f"{self.serial}: no answer during connect/auth (stalled, unauthorized "
                     "or not an ADB device)"
                 ) from exc
             raise DeviceError(f"{self.serial}: cannot connect: {name}: {exc}") from exc
         self._device = device
+        self._was_up = True
 
     def close(self) -> None:
         if self._device is not None:
@@ -116,23 +180,42 @@ class DirectTransport:
             self._device = None
 
     def _call(self, what: str, fn: Callable[[object], T], retry: bool = True) -> T:
-        """Run fn(device) under the lock, retrying a dropped connection on a fresh one."""
+        """Run fn(device) under the lock, retrying a dropped connection on a fresh one.
+
+        Connecting is always retried when the device hung up or went silent mid-handshake
+        (nothing ran yet); fn itself only when ``retry`` (it may have side effects).
+        """
         last: Exception | None = None
+        waits = list(REBOOT_WAIT_S)
         with self._lock:
-            for _ in range(1 + (RETRIES if retry else 0)):
+            attempts = 1 + RETRIES
+            while attempts > 0:
+                attempts -= 1
                 try:
                     if self._device is None:
-                        self.connect()
-                    return fn(self._device)
-                except DeviceError as exc:
+                        self._connect_once()
+                except _Dropped as exc:
                     last = exc
-                    if "unauthorized" in str(exc) or "refused" in str(exc):
+                    continue
+                except _Refused as exc:  # waiting for a restarting device costs no attempt
+                    last = exc
+                    if not (self._was_up and waits):
                         break
+                    time.sleep(waits.pop(0))
+                    attempts += 1
+                    continue
+                except DeviceError as exc:  # unauthorized: retrying will not help
+                    last = exc
+                    break
+                try:
+                    return fn(self._device)
                 except _operation_errors() as exc:
                     if _is_remote_failure(exc):
                         raise DeviceError(f"{self.serial}: {what}: {_text(exc)}") from exc
                     last = exc
                 self.close()
+                if not retry:
+                    break
         raise DeviceError(f"{self.serial}: {what} failed: {_text(last)}") from last
 
     # -- operations ---------------------------------------------------------------
@@ -142,7 +225,16 @@ class DirectTransport:
         wrapped = wrap_with_sentinel(command, nonce)
         raw = self._call(
             "shell",
-            lambda d: d.shell(wrapped, read_timeout_s=timeout, timeout_s=timeout, decode=False),
+            # The transport timeout bounds each silent wait: a runner is silent while a
+            # cell runs, which may take far longer than HARNESS_ADB_TIMEOUT. A dropped
+            # connection is still noticed at once (EOF-aware transport).
+            lambda d: d.shell(
+                wrapped,
+                transport_timeout_s=timeout,
+                read_timeout_s=timeout,
+                timeout_s=timeout,
+                decode=False,
+            ),
             retry=False,  # a command may have side effects: never run it twice
         )
         return parse_sentinel(bytes(raw), nonce)
