@@ -494,6 +494,13 @@ def tools_list(as_json) -> None:
     type=int,
     help="Register with the adb server on this port as emulator-<port-1>.",
 )
+@click.option(
+    "--inject-fault",
+    "fault_specs",
+    multiple=True,
+    metavar="SPEC",
+    help="Fail on purpose (testing), e.g. drop:push:nth=2:after=65536; see harness/adbd/faults.py.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log connections and streams.")
 def serve_device(
     host: str,
@@ -505,6 +512,7 @@ def serve_device(
     maxdata: str,
     boot_delay: float,
     adb_server_port: int | None,
+    fault_specs: tuple[str, ...],
     verbose: bool,
 ) -> None:
     """Make this machine an ADB device (adb connect HOST:PORT).
@@ -514,6 +522,7 @@ def serve_device(
     """
     import logging
 
+    from harness.adbd.faults import FaultSpecError, parse_fault
     from harness.adbd.props import PropsError, load_props_file
     from harness.adbd.server import DaemonConfig, serve_until_stopped
 
@@ -521,7 +530,8 @@ def serve_device(
         raise HarnessError("give exactly one of --authorized-keys FILE or --no-auth")
     try:
         props = load_props_file(props_file) if props_file else {}
-    except PropsError as exc:
+        faults = tuple(parse_fault(spec) for spec in fault_specs)
+    except (PropsError, FaultSpecError) as exc:
         raise HarnessError(str(exc)) from exc
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     config = DaemonConfig(
@@ -533,6 +543,7 @@ def serve_device(
         maxdata=int(maxdata),
         boot_delay_s=boot_delay,
         announce_to_adb_server=adb_server_port,
+        faults=faults,
     )
     serve_until_stopped(config, lambda line: click.echo(line, err=False))
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.adbd import auth
+from harness.adbd.faults import FaultInjector
 from harness.adbd.packets import (
     A_AUTH,
     A_CLSE,
@@ -58,21 +59,30 @@ class ConnectionSettings:
     maxdata: int
     max_streams: int
     authorized_keys: str | None  # path; None = no authentication
+    faults: FaultInjector | None = None  # deliberate failures (tests); None in real use
 
 
-def resolve_service(name: str, settings: ConnectionSettings) -> Service | None:
-    """Map an OPEN's service string to a callable that serves the stream, or None."""
+def resolve_service(
+    name: str, settings: ConnectionSettings, drop: Callable[[], None] = lambda: None
+) -> Service | None:
+    """Map an OPEN's service string to a callable that serves the stream, or None.
+
+    ``drop`` cuts the whole connection; only injected faults use it.
+    """
+    faults = settings.faults
     if name == "sync:":
-        return lambda stream: _run_sync(stream, settings.sandbox)
+        return lambda stream: _run_sync(stream, settings.sandbox, faults, drop)
     request = parse_shell_service(name)
     if request is not None:
         env, cwd = settings.shell_env, settings.sandbox.root
-        return lambda stream: ShellSession(stream, request, env, cwd).run()
+        return lambda stream: ShellSession(stream, request, env, cwd, faults, drop).run()
     return None
 
 
-def _run_sync(stream: Stream, sandbox: Sandbox) -> None:
-    SyncSession(stream.read_exact, StreamBuffer(stream), sandbox).run()
+def _run_sync(
+    stream: Stream, sandbox: Sandbox, faults: FaultInjector | None, drop: Callable[[], None]
+) -> None:
+    SyncSession(stream.read_exact, StreamBuffer(stream), sandbox, faults, drop).run()
 
 
 class AdbConnection:
@@ -126,6 +136,7 @@ class AdbConnection:
         while True:
             packet = self._reader.read_packet(HANDSHAKE_MAX_PAYLOAD)
             if packet.command == A_CNXN:
+                self._inject("cnxn")
                 if self._settings.authorized_keys is None:
                     return self._accept(packet.arg1)
                 self._host_maxdata = packet.arg1
@@ -144,6 +155,13 @@ class AdbConnection:
                     # stays "unauthorized" until its key is added to the keys file.
                     log.warning("%s: refused unknown key %s", self.peer, _key_comment(packet))
             # Anything else before the handshake completes is ignored (§1.6).
+
+    def _inject(self, event: str) -> None:
+        """Fire a planned fault at this event, if one is armed (tests only)."""
+        faults = self._settings.faults
+        tripwire = faults.arm(event, "", self.close) if faults else None
+        if tripwire is not None:
+            tripwire.fire()
 
     def _send_token(self) -> bytes:
         token = auth.new_token()
@@ -194,7 +212,7 @@ class AdbConnection:
         if host_id == 0:
             return
         name = packet.data.rstrip(b"\0").decode("utf-8", "surrogateescape")
-        service = resolve_service(name, self._settings)
+        service = resolve_service(name, self._settings, self.close)
         with self._streams_lock:
             full = len(self._streams) >= self._settings.max_streams
             if service is None or full:

@@ -10,11 +10,13 @@ import signal
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.adbd.connection import AdbConnection, ConnectionSettings
+from harness.adbd.faults import Fault, FaultInjector
 from harness.adbd.packets import ALLOWED_MAXDATA, MAX_PAYLOAD
 from harness.adbd.props import PropStore, banner, default_props
 from harness.adbd.sandbox import DEVICE_TMP, Sandbox
@@ -51,6 +53,7 @@ class DaemonConfig:
     max_connections: int = 64
     max_streams: int = 64
     announce_to_adb_server: int | None = None  # adb server port: register as emulator
+    faults: tuple[Fault, ...] = ()  # injected on purpose (tests, --inject-fault); see faults.py
 
 
 def is_loopback(host: str) -> bool:
@@ -110,6 +113,11 @@ class AdbDaemon:
         self._lock = threading.Lock()
         self._cleanup: list[str] = []
         self._props: PropStore | None = None
+        self._settings: ConnectionSettings | None = None
+        self._halted = threading.Event()  # set while the accept loop must end (stop/reboot)
+        self._reboot_lock = threading.Lock()
+        self.faults = FaultInjector(tuple(config.faults), self.reboot)
+        self.reboots = 0
         self.sandbox: Sandbox | None = None
         self.port: int | None = None
 
@@ -124,13 +132,10 @@ class AdbDaemon:
             assert self.port is not None
             return self.port
         try:
-            settings = self._prepare()
-            self._listener = self._bind()
+            self._settings = self._prepare()
+            self._listener = self._bind(self.config.port)
             self.port = self._listener.getsockname()[1]
-            self._thread = threading.Thread(
-                target=self._accept_loop, args=(settings,), name="adbd-accept", daemon=True
-            )
-            self._thread.start()
+            self._start_accepting()
             if self.config.announce_to_adb_server is not None:
                 announce_emulator(self.config.announce_to_adb_server, self.port)
         except BaseException:
@@ -147,19 +152,51 @@ class AdbDaemon:
     def stop(self) -> None:
         """Close the listener and every connection (their shells get SIGHUP)."""
         self._stopping.set()
+        with self._reboot_lock:  # a reboot in progress finishes (or sees _stopping) first
+            self._halt()
+        if self._props is not None:
+            self._props.cancel()
+        for path in self._cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+        self._cleanup.clear()
+
+    def reboot(self, down_s: float = 0.5) -> None:
+        """Power-cycle: every connection and shell goes, the port stays closed for
+        ``down_s``, then the same port and root serve again (the sandbox keeps its files).
+        """
+        with self._reboot_lock:
+            if self._stopping.is_set() or self._settings is None:
+                return
+            log.warning("adbd rebooting (down %.1f s)", down_s)
+            self._halt()
+            time.sleep(down_s)
+            if self._stopping.is_set():
+                return
+            self._listener = self._bind(self.port or 0)
+            self.reboots += 1
+            self._start_accepting()
+
+    def _start_accepting(self) -> None:
+        self._halted = threading.Event()
+        self._thread = threading.Thread(
+            target=self._accept_loop,
+            args=(self._listener, self._settings, self._halted),
+            name="adbd-accept",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _halt(self) -> None:
+        """Close the listener and every connection; wait for the accept loop to end."""
+        self._halted.set()
         if self._listener is not None:
             self._listener.close()
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
             connection.close()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
-        if self._props is not None:
-            self._props.cancel()
-        for path in self._cleanup:
-            shutil.rmtree(path, ignore_errors=True)
-        self._cleanup.clear()
 
     def __enter__(self) -> AdbDaemon:
         self.start()
@@ -190,6 +227,7 @@ class AdbDaemon:
             authorized_keys=str(self.config.authorized_keys)
             if self.config.authorized_keys
             else None,
+            faults=self.faults if self.config.faults else None,
         )
 
     def _shell_env(self, bin_dir: Path) -> dict[str, str]:
@@ -205,30 +243,31 @@ class AdbDaemon:
         )
         return env
 
-    def _bind(self) -> socket.socket:
+    def _bind(self, port: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            listener.bind((self.config.host, self.config.port))
+            listener.bind((self.config.host, port))
         except OSError as exc:
             listener.close()
             raise DaemonConfigError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
+                f"cannot listen on {self.config.host}:{port}: {exc.strerror or exc}"
             ) from exc
         listener.listen(16)
         listener.settimeout(0.25)  # lets the loop notice stop() without relying on close()
         return listener
 
-    def _accept_loop(self, settings: ConnectionSettings) -> None:
-        assert self._listener is not None
-        while not self._stopping.is_set():
+    def _accept_loop(
+        self, listener: socket.socket, settings: ConnectionSettings, halted: threading.Event
+    ) -> None:
+        while not halted.is_set():
             try:
-                sock, address = self._listener.accept()
+                sock, address = listener.accept()
             except TimeoutError:
                 continue
             except OSError:
-                break  # listener closed by stop()
+                break  # listener closed by stop() or reboot()
             self._admit(sock, address, settings)
 
     def _admit(self, sock: socket.socket, address: tuple, settings: ConnectionSettings) -> None:

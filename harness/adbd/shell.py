@@ -21,9 +21,10 @@ import struct
 import subprocess
 import termios
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from harness.adbd.faults import FaultInjector, InjectedFault
 from harness.adbd.stream import Stream, StreamClosed
 
 ID_STDIN, ID_STDOUT, ID_STDERR, ID_EXIT, ID_CLOSE_STDIN, ID_WINDOW_SIZE = 0, 1, 2, 3, 4, 5
@@ -106,12 +107,20 @@ class ShellSession:
     """Runs one child process and pumps bytes between it and a stream."""
 
     def __init__(
-        self, stream: Stream, request: ShellRequest, env: Mapping[str, str], cwd: str
+        self,
+        stream: Stream,
+        request: ShellRequest,
+        env: Mapping[str, str],
+        cwd: str,
+        faults: FaultInjector | None = None,
+        drop: Callable[[], None] = lambda: None,
     ) -> None:
         self.stream = stream
         self.request = request
         self._env = env
         self._cwd = cwd
+        # An injected fault (tests) fires part-way through this command's output.
+        self._tripwire = faults.arm("shell", request.command, drop) if faults else None
         self._proc: subprocess.Popen[bytes] | None = None
         self._stdin_fd: int | None = None
         self._stdin_lock = threading.Lock()
@@ -176,13 +185,19 @@ class ShellSession:
             if not data:
                 return
             try:
-                if self.request.protocol_v2:
-                    self.stream.write(shell_packet(packet_id, data))
+                if self._tripwire is None:
+                    self._send_output(packet_id, data)
                 else:
-                    self.stream.write(data)
-            except StreamClosed:
+                    self._tripwire.feed(data, lambda part: self._send_output(packet_id, part))
+            except (StreamClosed, InjectedFault):
                 self._hang_up()
                 return
+
+    def _send_output(self, packet_id: int, data: bytes) -> None:
+        if self.request.protocol_v2:
+            self.stream.write(shell_packet(packet_id, data))
+        else:
+            self.stream.write(data)
 
     # --- input: host → child ------------------------------------------------------
 

@@ -16,6 +16,7 @@ import struct
 from collections.abc import Callable
 from typing import Protocol
 
+from harness.adbd.faults import FaultInjector, InjectedFault, Tripwire
 from harness.adbd.packets import ProtocolError
 from harness.adbd.sandbox import Sandbox
 
@@ -109,11 +110,18 @@ class SyncSession:
     """Serve sync requests until QUIT, a fatal FAIL, or the end of the stream."""
 
     def __init__(
-        self, read_exact: Callable[[int], bytes], out: SyncOutput, sandbox: Sandbox
+        self,
+        read_exact: Callable[[int], bytes],
+        out: SyncOutput,
+        sandbox: Sandbox,
+        faults: FaultInjector | None = None,
+        drop: Callable[[], None] = lambda: None,
     ) -> None:
         self._read_exact = read_exact
         self._out = out
         self._sandbox = sandbox
+        self._faults = faults
+        self._drop = drop
         self._handlers: dict[bytes, Callable[[bytes], bool]] = {
             b"STAT": self._stat,
             b"STA2": self._stat2,
@@ -145,6 +153,11 @@ class SyncSession:
             self._out.write(fail_message("path too long"))
             return False
         return handler(self._read_exact(length))
+
+    def _arm(self, event: str, path: bytes) -> Tripwire | None:
+        if self._faults is None:
+            return None
+        return self._faults.arm(event, os.fsdecode(path), self._drop)
 
     # --- stat ------------------------------------------------------------------------
 
@@ -216,12 +229,14 @@ class SyncSession:
         except OSError as exc:
             self._out.write(fail_message(f"open failed: {os.strerror(exc.errno or errno.EIO)}"))
             return False
+        tripwire = self._arm("pull", path)
+        send = self._out.write if tripwire is None else _through(tripwire, self._out.write)
         try:
             kind = stat.S_IFMT(os.fstat(fd).st_mode)
             if kind not in (stat.S_IFREG, stat.S_IFDIR):  # a directory fails in read()
                 raise OSError(errno.EINVAL, "not a regular file")
             while chunk := os.read(fd, RECV_CHUNK):
-                self._out.write(REQUEST.pack(b"DATA", len(chunk)) + chunk)
+                send(REQUEST.pack(b"DATA", len(chunk)) + chunk)
         except OSError as exc:  # e.g. EISDIR: a directory opens fine but cannot be read
             self._out.write(fail_message(f"read failed: {_strerror(exc)}"))
             return False
@@ -279,20 +294,35 @@ class SyncSession:
         except OSError as exc:
             return self._discard_and_fail(f"couldn't create file: {_strerror(exc)}")
         errors: list[OSError] = []
-        done = False
+        done = keep = False
+        tripwire = self._arm("push", path)
+
+        def sink(chunk: bytes) -> None:
+            if tripwire is None:
+                return _write_all(fd, chunk, errors)
+            try:
+                tripwire.feed(chunk, lambda part: _write_all(fd, part, errors))
+            except InjectedFault:
+                raise
+            except OSError as exc:  # injected ENOSPC: swallow the rest, as a full disk does
+                errors.append(exc)
+
         try:
-            mtime = self._read_upload(lambda chunk: _write_all(fd, chunk, errors))
+            mtime = self._read_upload(sink)
             if not errors:
                 os.utime(fd, (mtime, mtime))
                 done = True
         except SyncError as exc:
             self._out.write(fail_message(str(exc)))
             return False
+        except InjectedFault:
+            keep = True  # a cut or a power loss leaves the partial file, as a crash would
+            raise
         except OSError as exc:
             errors.append(exc)
         finally:
             os.close(fd)
-            if not done:
+            if not done and not keep:
                 _remove_quietly(host)
         if errors:
             self._out.write(fail_message(f"write failed: {_strerror(errors[0])}"))
@@ -326,6 +356,11 @@ class SyncSession:
             return False
         self._out.write(REQUEST.pack(b"OKAY", 0))
         return True
+
+
+def _through(tripwire: Tripwire, write: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """``write`` with the tripwire counting (and faulting) the bytes on the way."""
+    return lambda data: tripwire.feed(data, write)
 
 
 def _strerror(exc: OSError) -> str:
