@@ -1,0 +1,155 @@
+"""The runner hangs or is killed on the device; the host itself is SIGKILLed and resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from cli_helpers import harness_argv
+from conftest import TALLY, CountingStore, assert_blobs_whole, audit, small_spec, sweep
+
+from harness.devices.remote import WORKDIR
+from harness.store.store import Store
+
+
+def _hang_int8_on(board, variants):
+    """Open the device so the int8 model is staged as a FIFO: opening it blocks for real."""
+    workdir = board.root / WORKDIR.lstrip("/")
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(workdir / "hangs.tflite")
+    int8 = next(v for v in variants.variants if v.name == "int8").info.sha256
+    device = board.open()
+    real_stage = device.stage
+
+    def stage(local, sha256, suffix):
+        return "hangs.tflite" if sha256 == int8 else real_stage(local, sha256, suffix)
+
+    device.stage = stage
+    return device, workdir
+
+
+def _kill_hung_workers(workdir, stop: threading.Event, killed: list[int]) -> None:
+    """SIGKILL (as the OOM killer would) every runner worker stuck opening the FIFO."""
+    while not stop.is_set():
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+                wchan = Path(f"/proc/{pid}/wchan").read_text()
+            except OSError:
+                continue
+            if b"--worker" in cmd and cwd == str(workdir) and wchan == "wait_for_partner":
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+        stop.wait(0.05)
+
+
+def _check(name, board, spec, store_url, run_id, refused, injected):
+    outcome = audit(spec, store_url, run_id, refused)
+    TALLY.record(name, injected, outcome.lost, outcome.duplicated)
+    assert outcome.lost == outcome.duplicated == 0
+    assert_blobs_whole(board)
+    return outcome
+
+
+def test_a_hung_runner_costs_only_its_cells(board, variants, store_url):
+    b = board()
+    spec = small_spec(variants, b.serial)
+    spec = replace(spec, timing=replace(spec.timing, cell_timeout_s=2))
+    device, _ = _hang_int8_on(b, variants)
+    refused = CountingStore.refused
+    run_id = sweep(spec, store_url, device)
+    outcome = _check("runner hangs (FIFO model)", b, spec, store_url, run_id, refused, 2)
+    for key, status in outcome.statuses.items():
+        if "|int8|" in key:
+            assert status == "failed" and "timed out after 2 s" in outcome.reasons[key]
+        else:
+            assert status == "ok", outcome.reasons[key]
+
+
+def test_a_runner_killed_by_the_os_costs_only_its_cells(board, variants, store_url):
+    b = board()
+    spec = small_spec(variants, b.serial)
+    device, workdir = _hang_int8_on(b, variants)
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_hung_workers, args=(workdir, stop, killed))
+    killer.start()
+    refused = CountingStore.refused
+    try:
+        run_id = sweep(spec, store_url, device)
+    finally:
+        stop.set()
+        killer.join()
+    outcome = _check("runner killed (SIGKILL)", b, spec, store_url, run_id, refused, len(killed))
+    assert len(killed) == 2
+    for key, status in outcome.statuses.items():
+        if "|int8|" in key:
+            assert status == "failed" and "SIGKILL" in outcome.reasons[key]
+        else:
+            assert status == "ok", outcome.reasons[key]
+
+
+@pytest.mark.slow
+def test_host_killed_mid_sweep_then_resumed(board, variants, digits, store_url):
+    # The 2nd pull of results stalls for a minute: the host is then stuck between its
+    # 1st and 2nd commit, which is where it gets SIGKILLed. Counted, not timed.
+    b = board("stall:pull:match=outputs/:nth=2:seconds=60")
+    spec = small_spec(variants, b.serial, digits / "eval.npz")
+    args = [
+        "run",
+        spec.model,
+        "--device",
+        b.serial,
+        "--variants",
+        "fp32,int8",
+        "--delegates",
+        "cpu,xnnpack",
+        "--runs",
+        "4",
+        "--warmup",
+        "0",
+        "--rounds",
+        "1",
+        "--eval",
+        spec.eval_path,
+        "--store",
+        store_url,
+    ]
+    env = dict(os.environ, HARNESS_ADB_TIMEOUT="30")
+    host = subprocess.Popen(harness_argv(*args), env=env, start_new_session=True)
+    store = Store(store_url)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and host.poll() is None:
+            runs = store.list_runs()
+            if runs and store.done_keys(runs[0].run_id):
+                break
+            time.sleep(0.02)
+        assert host.poll() is None, "the host finished before it could be killed"
+        os.killpg(host.pid, signal.SIGKILL)
+    finally:
+        host.wait()
+    (run,) = store.list_runs()
+    assert run.status == "running"  # SIGKILL: nothing got to mark it interrupted
+    before = {r.cell.key: r for r in store.cells(run.run_id)}
+    assert 1 <= len(before) < 4
+
+    resumed = subprocess.run(
+        harness_argv("run", "--resume", run.run_id, "--store", store_url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    outcome = _check("host SIGKILLed, then --resume", b, spec, store_url, run.run_id, 0, 1)
+    assert set(outcome.statuses.values()) == {"ok"}, outcome.reasons
+    assert store.get_run(run.run_id).status == "complete"
+    after = {r.cell.key: r for r in store.cells(run.run_id)}
+    for key, record in before.items():  # what was stored before the kill is kept as is
+        assert after[key].samples == record.samples
