@@ -57,7 +57,18 @@ class LocalDevice:
             log.close()
 
     def stage(self, local: Path, sha256: str, suffix: str) -> str:
-        return str(Path(local).resolve())
+        path = Path(local).resolve()
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            # A name that is not UTF-8 cannot travel in the JSON job (the runtime takes
+            # only text paths): give the runner a content-addressed link instead.
+            link = self._workdir / "blobs" / f"{sha256}{suffix}"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)
+            link.symlink_to(path)
+            return str(link)
+        return str(path)
 
     def write_text(self, path: str, text: str) -> str:
         target = self._workdir / path

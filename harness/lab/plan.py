@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def load_variants(path: Path, only: tuple[str, ...] | None = None) -> list[Model
         raise HarnessError(f"model not found: {path}")
     if path.is_file():
         info = inspect_tflite(_read(path), label=str(path))
-        found = [ModelVariant(path.stem, "fp32", path, info)]
+        found = [ModelVariant(display_name(path.stem), "fp32", path, info)]
     elif (path / MANIFEST_NAME).is_file():
         doc = load_manifest(path)
         model = Path(doc["source"]["path"]).stem or path.name
@@ -51,6 +52,12 @@ def load_variants(path: Path, only: tuple[str, ...] | None = None) -> list[Model
             raise HarnessError(f"variant {', '.join(unknown)} not in {path} (it has {have})")
         found = [v for v in found if v.variant in only]
     return found
+
+
+def display_name(name: str) -> str:
+    """A file name as storable text: bytes that are not UTF-8 (kept by Python as lone
+    surrogates, which no database or JSON encoder accepts) become \\xNN escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def parse_delegates(text: str) -> tuple[str, ...]:

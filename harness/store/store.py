@@ -72,7 +72,12 @@ class Store:
                     run_id=run_id,
                     created_at=_now(),
                     status="running",
-                    command=command,
+                    # argv may hold non-UTF-8 file names (lone surrogates): keep them readable
+                    command=command.encode("utf-8", "surrogateescape").decode(
+                        "utf-8", "backslashreplace"
+                    )
+                    if command
+                    else command,
                     config=config,
                     tag=tag,
                 )
