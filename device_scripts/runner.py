@@ -492,51 +492,31 @@ def worker(job: dict, only: list[str], emit) -> None:
             emit(run_cell(runtime, job, cell, eval_data if cell.get("eval", True) else None))
 
 
+HEARTBEAT_S = 1.0  # a silent device looks like a dead connection to ADB clients
+STARTUP_S = 120.0  # a worker's runtime import is not part of any cell's time
+
+
 def supervise(job_path: str, job: dict, emit) -> None:
     """Run the cells in worker processes; kill a worker whose cell hangs or let one crash.
 
     A hung invoke() sits in native code that no Python signal can interrupt, so the
     watchdog is a separate process: this one. It fails the cell it caught (timeout,
-    crash, OOM kill) and starts a fresh worker for the cells that are left.
+    crash, OOM kill) and starts a fresh worker for the cells that are left. While a
+    cell runs it prints a heartbeat line every HEARTBEAT_S, so a long quiet cell is
+    never mistaken for a lost connection by the host's transport.
     """
-    import select
-    import signal
     import subprocess
 
     remaining = [c["id"] for c in job["cells"]]
     limit = job.get("cell_timeout_s") or None
-    said_hello = False
+    said_hello = [False]
     while remaining:
         proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), job_path, "--worker", ",".join(remaining)],
             stdout=subprocess.PIPE,
             start_new_session=True,
         )
-        current, started, reason, pending = None, time.monotonic(), None, b""
-        while reason is None:
-            wait = None if limit is None else max(0.0, started + limit - time.monotonic())
-            ready, _, _ = select.select([proc.stdout], [], [], wait)
-            if not ready:
-                os.killpg(proc.pid, signal.SIGKILL)
-                reason = f"timed out after {limit:g} s (killed on the device)"
-                break
-            chunk = os.read(proc.stdout.fileno(), 1 << 16)
-            if not chunk:
-                reason = _death(proc.wait())
-                break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                doc = json.loads(line)
-                if doc.get("type") == "hello" and not said_hello:
-                    said_hello = True
-                    emit(doc)
-                elif doc.get("type") == "start":
-                    current, started = doc["id"], time.monotonic()
-                elif doc.get("type") == "cell":
-                    emit(doc)
-                    remaining.remove(doc["id"])
-                    current = None
+        current, reason = _watch(proc, limit, remaining, said_hello, emit)
         proc.wait()
         if remaining:
             victim = current if current in remaining else remaining[0]
@@ -551,6 +531,42 @@ def supervise(job_path: str, job: dict, emit) -> None:
                     "peak_rss_kb": None,
                 }
             )
+
+
+def _watch(proc, limit, remaining: list, said_hello: list, emit) -> tuple[str | None, str]:
+    """Forward one worker's lines until it ends or overruns; (cell it was on, why it ended)."""
+    import select
+    import signal
+
+    current, pending = None, b""
+    deadline = time.monotonic() + max(limit or 0.0, STARTUP_S)
+    while True:
+        left = deadline - time.monotonic() if limit else HEARTBEAT_S
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, min(left, HEARTBEAT_S)))
+        if not ready:
+            if limit and time.monotonic() >= deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                why = f"timed out after {limit:g} s (killed on the device)"
+                return current, why if current else f"runner worker did not start: {why}"
+            emit({"schema": SCHEMA, "type": "heartbeat", "id": current})
+            continue
+        chunk = os.read(proc.stdout.fileno(), 1 << 16)
+        if not chunk:
+            return current, _death(proc.wait())
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            doc = json.loads(line)
+            kind = doc.get("type")
+            if kind == "hello" and not said_hello[0]:
+                said_hello[0] = True
+                emit(doc)
+            elif kind == "start":
+                current, deadline = doc["id"], time.monotonic() + (limit or 0.0)
+            elif kind == "cell":
+                emit(doc)
+                remaining.remove(doc["id"])
+                current, deadline = None, time.monotonic() + max(limit or 0.0, STARTUP_S)
 
 
 def _death(code: int) -> str:

@@ -48,7 +48,7 @@ class TimingConfig:
     runs: int = 100
     min_secs: float | None = None
     warmup: int = 10
-    timeout_s: float = 3600.0  # one runner job (one round of all cells), host side
+    timeout_s: float | None = None  # one runner job, host side; None: from the cell timeout
     rounds: int = 2
     cell_timeout_s: float | None = 300.0  # one cell in one round, enforced on the device
 
@@ -88,6 +88,15 @@ def run_cells(
             live.remove(cell)
             ok = doc.get("status") == "ok"
             yield cell, merge_rounds([*parts.pop(cell.id), doc]) if ok else doc
+
+
+def job_timeout(timing: TimingConfig, cells: list[JobCell]) -> float:
+    """Host-side bound on one runner job: every cell may use its full device-side limit
+    (plus start-up), so the host never gives up before the device's own watchdog."""
+    if timing.timeout_s:
+        return timing.timeout_s
+    per_cell = (timing.cell_timeout_s or 3600.0) + 30.0
+    return 120.0 + per_cell * max(1, len(cells))
 
 
 def merge_rounds(docs: list[dict]) -> dict:
@@ -180,7 +189,9 @@ def _one_runner(
     job_path = device.write_text(f"job-{tag}.json", json.dumps(job))
     env = None
     by_id = {c.id: c for c in cells}
-    for line in device.stream([device.python(), runner, job_path], timeout=timing.timeout_s):
+    for line in device.stream(
+        [device.python(), runner, job_path], timeout=job_timeout(timing, cells)
+    ):
         doc = _parse_line(line)
         if doc is None:
             continue
