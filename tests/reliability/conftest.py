@@ -8,47 +8,18 @@ too when they ran in the same session (matched by test name below).
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+# The daemon fixtures of tests/adbd, reused (tests/ is on sys.path; see tests/devices).
+from adbd.conftest import device_root, start_daemon  # noqa: F401
+from reliability_campaign import TALLY, Board
+
 from harness.adbd import AdbDaemon, DaemonConfig, generate_adb_keypair
 from harness.adbd.faults import parse_fault
-from harness.devices.adb_direct import DirectTransport
-from harness.devices.remote import WORKDIR, AdbDevice
-from harness.lab.sweep import RunSpec, plan_run, run_sweep
-from harness.runners.python_runner import TimingConfig
-from harness.store.store import Store
-
-# ----------------------------------------------------------------------------- the tally
-
-
-@dataclass
-class FaultRow:
-    injected: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    sweeps: int = 0
-
-
-@dataclass
-class Tally:
-    faults: dict[str, FaultRow] = field(default_factory=lambda: defaultdict(FaultRow))
-
-    def record(self, fault: str, injected: int, lost: int, duplicated: int) -> None:
-        row = self.faults[fault]
-        row.injected += injected
-        row.lost += lost
-        row.duplicated += duplicated
-        row.sweeps += 1
-
-
-TALLY = Tally()
 
 # Bad-input tests that live elsewhere, counted by (file, test-function prefix) → category.
 _EXISTING_BAD_INPUTS = {
@@ -58,9 +29,36 @@ _EXISTING_BAD_INPUTS = {
     ("tests/test_cli.py", "test_bad_run_options_are_one_line"): "cli and config",
     ("tests/test_cli.py", "test_unknown_device_is_one_line"): "cli and config",
     ("tests/test_cli.py", "test_click_level_errors_exit_2_without_a_traceback"): "cli and config",
+    ("tests/test_cli.py", "test_a_custom_op_model_is_an_unsupported_row"): "files",
+    ("tests/lab/test_config.py", "test_each_mistake_is_one_line_naming_its_place"): (
+        "cli and config"
+    ),
+    ("tests/lab/test_config.py", "test_the_cli_exits_2_with_one_line"): "cli and config",
+    ("tests/devices/test_run_over_adb.py", "test_refused_port_is_one_line"): "cli and config",
     ("tests/devices/test_run_over_adb.py", "test_hostile_model_name_arrives_as_a_name"): (
         "hostile names"
     ),
+    ("tests/adbd/test_adbd_security.py", "test_hostile_file_name_with_adb_shell"): (
+        "hostile names"
+    ),
+    ("tests/adbd/test_adbd_security.py", "test_hostile_file_name_with_real_adb"): ("hostile names"),
+}
+# The daemon's own security tests count in the security row.
+_EXISTING_SECURITY_FILES = (
+    "tests/adbd/test_adbd_security.py",
+    "tests/devices/test_run_over_adb.py",
+)
+_EXISTING_SECURITY = {
+    "test_sync_refuses_dotdot_escape",
+    "test_absolute_paths_stay_inside_root",
+    "test_symlinks_pointing_out_are_refused",
+    "test_no_auth_refused_on_public_address",
+    "test_cli_refuses_no_auth_on_public_address",
+    "test_oversized_header_closes_only_that_connection",
+    "test_stalled_stream_does_not_block_others",
+    "test_unknown_service_and_stream_limit",
+    "test_unknown_key_never_gets_a_shell",
+    "test_wrong_key_is_refused_with_one_line",
 }
 
 
@@ -82,7 +80,10 @@ def _bad_input_category_of(report) -> str | None:
         if key == "bad_input":
             return value
     path, _, name = report.nodeid.partition("::")
-    return _EXISTING_BAD_INPUTS.get((path, name.partition("[")[0]))
+    name = name.partition("[")[0]
+    if path in _EXISTING_SECURITY_FILES and name in _EXISTING_SECURITY:
+        return "security"
+    return _EXISTING_BAD_INPUTS.get((path, name))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
@@ -128,26 +129,6 @@ def host_key(host_key_pair, monkeypatch):
     return host_key_pair
 
 
-@dataclass
-class Board:
-    daemon: AdbDaemon
-    root: Path
-
-    @property
-    def serial(self) -> str:
-        return f"127.0.0.1:{self.daemon.port}"
-
-    def fired(self) -> int:
-        return sum(self.daemon.faults.fired().values())
-
-    def open(self) -> AdbDevice:
-        return AdbDevice(DirectTransport("127.0.0.1", self.daemon.port))
-
-    @property
-    def blobs(self) -> Path:
-        return self.root / WORKDIR.lstrip("/") / "blobs"
-
-
 @pytest.fixture
 def board(tmp_path, host_key):
     """Factory: board(*fault_specs) → a Linux board (daemon with RSA auth) with those faults."""
@@ -169,95 +150,3 @@ def board(tmp_path, host_key):
     yield start
     for b in boards:
         b.daemon.stop()
-
-
-# ----------------------------------------------------------------------------- sweeps
-
-
-class CountingStore(Store):
-    """A Store that also counts commits the unique constraint turned away (duplicates)."""
-
-    refused = 0
-
-    def add_cell(self, run_id, record, outputs=None) -> bool:
-        ok = super().add_cell(run_id, record, outputs)
-        if not ok:
-            CountingStore.refused += 1
-        return ok
-
-
-def small_spec(variants, serial: str, eval_path: Path | None = None, rounds: int = 1) -> RunSpec:
-    """Two variants × two delegates, a handful of runs: four cells, seconds to measure."""
-    return RunSpec(
-        model=variants.manifest_path.parent,
-        device=serial,
-        variants=("fp32", "int8"),
-        delegates=("cpu", "xnnpack"),
-        threads=(1,),
-        timing=TimingConfig(runs=4, warmup=0, rounds=rounds, cell_timeout_s=60),
-        eval_path=eval_path,
-    )
-
-
-@dataclass
-class Outcome:
-    run_id: str
-    store: Store
-    planned: list[str]
-    statuses: dict[str, str]
-    reasons: dict[str, str | None]
-    lost: int
-    duplicated: int
-
-
-def sweep(spec: RunSpec, store_url: str, device, run_id: str | None = None) -> str:
-    store = CountingStore(store_url)
-    try:
-        return run_sweep(spec, store, device, run_id=run_id)
-    finally:
-        device.close()
-
-
-def audit(spec: RunSpec, store_url: str, run_id: str, refused_before: int = 0) -> Outcome:
-    """Every planned cell stored exactly once, with a status; failures carry a reason."""
-    store = Store(store_url)
-    _, cells = plan_run(spec)
-    planned = [c.key for c in cells]
-    records = store.cells(run_id)
-    keys = [r.cell.key for r in records]
-    duplicated = len(keys) - len(set(keys)) + CountingStore.refused - refused_before
-    lost = len(set(planned) - set(keys))
-    assert set(keys) <= set(planned), "a cell that was never planned was stored"
-    for r in records:
-        assert r.status in ("ok", "unsupported", "failed"), r.status
-        if r.status != "ok":
-            assert r.reason and r.reason.strip(), f"{r.cell.key}: {r.status} without a reason"
-    return Outcome(
-        run_id,
-        store,
-        planned,
-        {r.cell.key: r.status for r in records},
-        {r.cell.key: r.reason for r in records},
-        lost,
-        duplicated,
-    )
-
-
-def assert_blobs_whole(board: Board) -> int:
-    """No half-pushed file under a final name: each blob's sha256 is its name."""
-    count = 0
-    for path in board.blobs.glob("*"):
-        if ".part-" in path.name:
-            continue  # a partial upload may stay behind; it is never used under this name
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        assert path.name.startswith(digest), f"{path.name} holds content {digest}"
-        count += 1
-    return count
-
-
-def blob_names(board: Board) -> set[str]:
-    return {p.name for p in board.blobs.glob("*")} if board.blobs.exists() else set()
-
-
-def cwd_is_clean() -> bool:
-    return not any(Path(os.getcwd()).glob("pwned*"))

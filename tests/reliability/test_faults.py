@@ -9,7 +9,7 @@ device whole (its sha256 is its name), and a resume measures whatever is left.
 from __future__ import annotations
 
 import pytest
-from conftest import (
+from reliability_campaign import (
     TALLY,
     CountingStore,
     assert_blobs_whole,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import harness_argv
-from conftest import TALLY, CountingStore, assert_blobs_whole, audit, small_spec, sweep
+from reliability_campaign import TALLY, CountingStore, assert_blobs_whole, audit, small_spec, sweep
 
 from harness.devices.remote import WORKDIR
 from harness.store.store import Store
