@@ -12,7 +12,8 @@ import json
 import sys
 
 import pytest
-from android.test_end_to_end import ANDROID_PROPS, FIXTURES, HERE, _fake_sysfs, _harness
+from android.test_end_to_end import ANDROID_PROPS, FIXTURES, HERE, _fake_sysfs
+from cli_helpers import harness
 
 from harness.adbd.server import announce_emulator
 
@@ -31,7 +32,7 @@ def standin(tmp_path, monkeypatch):
         )
     )
     path.write_text(f"#!{sys.executable}\n{body}")
-    added = _harness("tools", "add", str(path), "--abi", "x86_64")
+    added = harness("tools", "add", str(path), "--abi", "x86_64")
     assert added.returncode == 0, added.stderr
 
 
@@ -42,7 +43,7 @@ def test_android_emulator_through_the_adb_server(
     emu = start_daemon(props=ANDROID_PROPS)
     announce_emulator(server_env.port, emu.port)
     server_env.wait_for_state(f"emulator-{emu.port - 1}", "device")
-    proc = _harness(
+    proc = harness(
         "run",
         str(variants.manifest_path.parent),
         "--device",
