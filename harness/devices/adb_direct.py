@@ -136,7 +136,7 @@ class DirectTransport:
         self.close()
         _install_fast_checksum()
         timeout = io_timeout()
-        device = AdbDevice(_transport(self.host, self.port), default_transport_timeout_s=timeout)
+        device = AdbDevice(self._adb_transport(), default_transport_timeout_s=timeout)
         offered_key: list[bool] = []  # adb-shell calls back when it offers its public key
         try:
             signer = load_signer(self._key_path)
@@ -172,6 +172,10 @@ class DirectTransport:
             raise DeviceError(f"{self.serial}: cannot connect: {name}: {exc}") from exc
         self._device = device
         self._was_up = True
+
+    def _adb_transport(self):
+        """adb-shell's transport for this device (TCP here; USB in UsbTransport)."""
+        return _transport(self.host, self.port)
 
     def close(self) -> None:
         if self._device is not None:
@@ -331,3 +335,27 @@ def _text(exc: BaseException | None) -> str:
         return "unknown error"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+class UsbTransport(DirectTransport):
+    """A phone on USB reached with adb-shell directly (no adb server): `--device usb:SERIAL`.
+
+    Needs the optional extra: pip install 'harness[usb]' (libusb1).
+    """
+
+    def __init__(self, serial: str | None, key_path: Path | None = None):
+        super().__init__("usb", 0, key_path)
+        self.usb_serial = serial or None
+        self.serial = f"usb:{serial}" if serial else "usb"
+
+    def _adb_transport(self):
+        try:
+            from adb_shell.transport.usb_transport import UsbTransport as AdbUsb
+        except ImportError as exc:
+            raise DeviceError(
+                "USB devices need the usb extra: pip install 'harness[usb]' (libusb1)"
+            ) from exc
+        try:
+            return AdbUsb.find_adb(serial=self.usb_serial)
+        except Exception as exc:  # no such device, or no permission on /dev/bus/usb
+            raise DeviceError(f"{self.serial}: no USB ADB device found ({_text(exc)})") from exc

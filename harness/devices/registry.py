@@ -28,6 +28,12 @@ def open_device(name: str) -> Device:
 
     if name == "local":
         return LocalDevice()
+    if name == "usb" or name.startswith("usb:"):  # adb-shell over libusb, no adb server
+        from harness.devices.adb_direct import UsbTransport
+
+        transport = UsbTransport(name.partition(":")[2] or None)
+        transport.connect()
+        return AdbDevice(transport)
     try:
         listed = list_devices()
     except ServerNotRunning as exc:
