@@ -57,6 +57,16 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
+def _caption(rows: list[CellRecord]) -> str:
+    """The legend, naming only the marks that appear in this table."""
+    parts = ["* Pareto-optimal (latency vs accuracy); times in µs, init in ms"]
+    if any(r.latency and r.latency.median is None for r in rows if r.status == "ok"):
+        parts.append("ᵃ aggregate-only (benchmark_model): the mean, no p90")
+    if any(r.extra.get("fully_accelerated") is False for r in rows if r.status == "ok"):
+        parts.append("† not fully delegated (ran partly or wholly on CPU)")
+    return "; ".join(parts)
+
+
 def render_run(run_id: str, records: list[CellRecord], out: Console | None = None) -> None:
     """Per device: cells sorted by steady-state median, Pareto-optimal cells starred."""
     out = out or console()
@@ -66,9 +76,7 @@ def render_run(run_id: str, records: list[CellRecord], out: Console | None = Non
         table = Table(
             title=f"run {run_id} · device {device}",
             title_justify="left",
-            caption="* Pareto-optimal (latency vs accuracy); times in µs, init in ms; "
-            "ᵃ aggregate-only (benchmark_model): the mean, no p90; "
-            "† not fully delegated (ran partly or wholly on CPU)",
+            caption=_caption(rows),
             caption_justify="left",
             box=box.SIMPLE_HEAD,
             padding=(0, 1),
