@@ -73,6 +73,7 @@ def run_cells(
     fails in any round is reported failed at once and leaves the later rounds.
     """
     per_round = timing.per_round()
+    staged = _Staged(device)
     parts: dict[str, list[dict]] = {c.id: [] for c in cells}
     live = list(cells)
     rounds = max(1, timing.rounds)
@@ -80,7 +81,7 @@ def run_cells(
         last = r == rounds - 1
         todo = [c for c in live if c.timing or r == 0]  # eval-only cells run once
         evals = {c.id for c in todo if last or not c.timing}
-        for cell, doc in _run_round(device, todo, per_round, eval_file, evals, f"r{r}"):
+        for cell, doc in _run_round(staged, todo, per_round, eval_file, evals, f"r{r}"):
             done = last or not cell.timing or doc.get("status") != "ok"
             if not done:
                 parts[cell.id].append(doc)
@@ -115,7 +116,7 @@ def merge_rounds(docs: list[dict]) -> dict:
 
 
 def _run_round(
-    device: Device,
+    staged: _Staged,
     cells: list[JobCell],
     timing: TimingConfig,
     eval_file: Path | None,
@@ -134,17 +135,18 @@ def _run_round(
         attempt += 1
         progressed = False
         try:
-            job = _one_runner(device, remaining, timing, eval_file, evals, f"{tag}-{attempt}")
+            job = _one_runner(staged, remaining, timing, eval_file, evals, f"{tag}-{attempt}")
             for cell, doc in job:
                 remaining.remove(cell)
                 progressed = True
                 yield cell, doc
             if not remaining:
                 return
-            code = getattr(device, "returncode", None)
+            code = getattr(staged.device, "returncode", None)
             reason = f"runner process died (exit {code}) during this cell"
         except DeviceError as exc:
             reason = f"device error: {exc}"
+        staged.forget()  # after a failure, verify the device's files again
         failures = 0 if progressed else failures + 1
         if failures > MAX_RESTARTS:
             for cell in remaining:
@@ -154,20 +156,21 @@ def _run_round(
 
 
 def _one_runner(
-    device: Device,
+    staged: _Staged,
     cells: list[JobCell],
     timing: TimingConfig,
     eval_file: Path | None,
     evals: set[str],
     tag: str,
 ) -> Iterator[tuple[JobCell, dict]]:
-    runner = device.stage(RUNNER_PATH, _sha(RUNNER_PATH), ".py")
-    eval_remote = device.stage(eval_file, _sha(eval_file), ".npz") if eval_file else None
-    staged = {sha: device.stage(path, sha, ".tflite") for path, sha in _models(cells).items()}
+    device = staged.device
+    runner = staged(RUNNER_PATH, ".py")
+    eval_remote = staged(eval_file, ".npz") if eval_file else None
+    models = {sha: staged(path, ".tflite", sha) for path, sha in _models(cells).items()}
     job_cells = [
         {
             "id": c.id,
-            "model": staged[c.model_sha256],
+            "model": models[c.model_sha256],
             "delegate": c.delegate,
             "threads": c.threads,
             "timing": c.timing,
@@ -203,6 +206,23 @@ def _one_runner(
             if isinstance(doc.get("eval"), dict):
                 doc["eval"]["outputs"] = _read_outputs(device, doc["eval"])
             yield cell, doc
+
+
+class _Staged:
+    """Files put on the device during this sweep: verified once, not again every round."""
+
+    def __init__(self, device: Device):
+        self.device = device
+        self._paths: dict[tuple[str, str], str] = {}
+
+    def __call__(self, path: Path, suffix: str, sha256: str | None = None) -> str:
+        key = (str(path), suffix)
+        if key not in self._paths:
+            self._paths[key] = self.device.stage(path, sha256 or _sha(path), suffix)
+        return self._paths[key]
+
+    def forget(self) -> None:
+        self._paths.clear()
 
 
 def _models(cells: list[JobCell]) -> dict[Path, str]:
