@@ -372,3 +372,16 @@ def test_file_sha256_reads_in_blocks(tmp_path):
     data = np.random.default_rng(1).bytes(3 << 20)
     (tmp_path / "big").write_bytes(data)
     assert file_sha256(tmp_path / "big") == hashlib.sha256(data).hexdigest()
+
+
+def test_reconverting_with_fewer_variants_leaves_no_stale_files(variants, tmp_path):
+    from harness.convert.pipeline import ConvertSpec, convert_model
+
+    src = variants.manifest_path.parent / "fp32.tflite"
+    out = tmp_path / "out"
+    out.mkdir()
+    for stale in ("fp16.tflite", "int8.tflite"):
+        (out / stale).write_bytes(b"old")
+    (out / "notes.txt").write_text("mine")
+    convert_model(ConvertSpec(src, out, ("fp32",)))
+    assert sorted(p.name for p in out.iterdir()) == ["fp32.tflite", "manifest.json", "notes.txt"]

@@ -124,7 +124,20 @@ def convert_model(
 
     result = ConvertResult(source, tuple(results), spec.out_dir / MANIFEST_NAME, options)
     _write_atomic(result.manifest_path, json.dumps(manifest_dict(result), indent=2).encode())
+    _remove_stale_variants(spec.out_dir, {v.file for v in results})
     return result
+
+
+def _remove_stale_variants(out_dir: Path, keep: set[str]) -> None:
+    """Drop variant files of an earlier convert into this directory that the new manifest
+    does not list, so the directory and its manifest agree. Only harness's own variant
+    file names are touched; anything else the user put there stays."""
+    from harness.convert.variants import VARIANTS
+
+    for name in VARIANTS:
+        path = out_dir / f"{name}.tflite"
+        if path.name not in keep and path.is_file():
+            path.unlink()
 
 
 def manifest_dict(result: ConvertResult) -> dict:
