@@ -39,13 +39,15 @@ from harness.measure.compare import CompareConfig, compare_cell
 from harness.measure.stats import latency_stats
 
 CELL = Cell("sim", "model", "fp32", "cpu", 1)
-SLOWDOWNS = (0.02, 0.04, 0.05, 0.06, 0.07, 0.08, 0.10, 0.12, 0.15, 0.20)
+SLOWDOWNS = (0.02, 0.04, 0.05, 0.06, 0.07, 0.08, 0.10, 0.12, 0.15, 0.20, 0.25, 0.30)
 
 
-def simulate_run(rng, n: int, level: float, jitter=0.03, outliers=0.02, drift=0.01):
+def simulate_run(rng, n: int, level: float, jitter=0.03, outliers=0.02, drift=0.01, slow_mode=0.0):
     x = level * np.exp(rng.normal(0, drift)) * rng.lognormal(0, jitter, n)
     spikes = rng.random(n) < outliers
     x[spikes] *= 1 + rng.pareto(1.5, spikes.sum())
+    if slow_mode:  # a share of the invokes preempted or on a slower core: 1.8x
+        x[rng.random(n) < rng.uniform(slow_mode - 0.05, slow_mode + 0.05)] *= 1.8
     return [float(v) for v in x]
 
 
@@ -53,42 +55,70 @@ def record(samples) -> CellRecord:
     return CellRecord(CELL, "ok", latency=latency_stats(samples), samples={"invoke_us": samples})
 
 
-def verdicts(rng, trials: int, n: int, slowdown: float, config: CompareConfig) -> list[str]:
-    out = []
+def median_ci_rule(c, config: CompareConfig) -> str:
+    """The rule before shift: p < alpha AND the median's bootstrap CI excludes 0 AND
+    |change| > threshold (kept here to show what the Hodges-Lehmann shift changed)."""
+    lat = c.latency
+    if lat.p_value < config.alpha and abs(lat.change) > config.latency_threshold:
+        if lat.ci_low > 0:
+            return "slower"
+        if lat.ci_high < 0:
+            return "faster"
+    return "same"
+
+
+def verdicts(rng, trials: int, n: int, slowdown: float, config, noise) -> tuple[list, list]:
+    """(harness verdicts, median-CI-rule verdicts) of `trials` simulated pairs."""
+    now, before = [], []
     for _ in range(trials):
-        a = simulate_run(rng, n, 1000.0)
-        b = simulate_run(rng, n, 1000.0 * (1 + slowdown))
-        out.append(compare_cell(record(a), record(b), config).verdict)
-    return out
+        a = simulate_run(rng, n, 1000.0, **noise)
+        b = simulate_run(rng, n, 1000.0 * (1 + slowdown), **noise)
+        c = compare_cell(record(a), record(b), config)
+        now.append(c.verdict)
+        before.append(median_ci_rule(c, config))
+    return now, before
+
+
+NOISES = {
+    "log-normal 3 % + 2 % Pareto(1.5) spikes + 1 % run drift": {},
+    "the same, plus a slow mode (1.8x) taking 45-55 % of the invokes": {"slow_mode": 0.5},
+}
 
 
 def simulated(trials: int, n: int) -> None:
     config = CompareConfig()
-    rng = np.random.default_rng(0)
-    t0 = time.perf_counter()
-    aa = verdicts(rng, trials, n, 0.0, config)
-    slower, any_alarm = aa.count("slower") / trials, sum(v != "same" for v in aa) / trials
-    print(
-        f"simulated A/A, {trials} pairs x {n} samples, thresholds 5 % / alpha 0.01, "
-        f"noise: log-normal 3 % + 2 % Pareto(1.5) spikes + 1 % run drift"
-    )
-    print(
-        f"  false alarm (slower): {slower:.1%}   any verdict but same: {any_alarm:.1%}"
-        f"   (target <= 5 %)"
-    )
-    smallest = None
-    print("  slowdown  power(slower)")
-    for s in SLOWDOWNS:
-        ab = verdicts(rng, trials, n, s, config)
-        power = ab.count("slower") / trials
-        print(f"  {s:7.0%}  {power:7.1%}")
-        if smallest is None and power >= 0.95:
-            smallest = s
-    found = f"{smallest:.0%}" if smallest is not None else f"> {SLOWDOWNS[-1]:.0%}"
-    print(
-        f"  smallest slowdown detected with >= 95 % power at {n} runs: {found}"
-        f"  ({time.perf_counter() - t0:.1f} s)"
-    )
+    for label, noise in NOISES.items():
+        rng = np.random.default_rng(0)
+        t0 = time.perf_counter()
+        print(f"simulated, {trials} pairs x {n} samples, 5 % / alpha 0.01, noise: {label}")
+        print("  (harness: p and the Hodges-Lehmann shift; median-CI: the rule before, p AND")
+        print("   the median's change AND its bootstrap CI excluding 0)")
+        aa_now, aa_before = verdicts(rng, trials, n, 0.0, config, noise)
+        for name, aa in (("harness", aa_now), ("median-CI", aa_before)):
+            print(
+                f"  A/A {name:9}  false alarm (slower): {aa.count('slower') / trials:5.1%}"
+                f"   any verdict but same: {sum(v != 'same' for v in aa) / trials:5.1%}"
+                f"   (target <= 5 %)"
+            )
+        smallest = {"harness": None, "median-CI": None}
+        print("  slowdown  power: harness  median-CI")
+        for s in SLOWDOWNS:
+            now, before = verdicts(rng, trials, n, s, config, noise)
+            powers = {"harness": now.count("slower") / trials}
+            powers["median-CI"] = before.count("slower") / trials
+            print(f"  {s:7.0%}  {powers['harness']:14.1%}  {powers['median-CI']:9.1%}")
+            for k, v in powers.items():
+                if smallest[k] is None and v >= 0.95:
+                    smallest[k] = s
+        found = {
+            k: f"{v:.0%}" if v is not None else f"> {SLOWDOWNS[-1]:.0%}"
+            for k, v in smallest.items()
+        }
+        print(
+            f"  smallest slowdown detected with >= 95 % power at {n} runs: "
+            f"harness {found['harness']}, median-CI {found['median-CI']}"
+            f"  ({time.perf_counter() - t0:.1f} s)"
+        )
 
 
 def prepare_digits(work: Path, width: int) -> tuple[Path, Path]:
@@ -135,7 +165,8 @@ def _print_cells(result) -> None:
             continue
         line += (
             f"median {lat.baseline:8.1f} -> {lat.candidate:8.1f} us  change {lat.change:+7.1%}  "
-            f"CI [{lat.ci_low:+.1%}, {lat.ci_high:+.1%}]  p {lat.p_value:.3g}  {c.verdict}"
+            f"shift {lat.shift:+7.1%}  CI [{lat.ci_low:+.1%}, {lat.ci_high:+.1%}]  "
+            f"p {lat.p_value:.3g}  {c.verdict}"
         )
         if acc is not None:
             line += f"  top-1 {acc.baseline:.3f} -> {acc.candidate:.3f} ({acc.change_pp:+.1f} pp)"

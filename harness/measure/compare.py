@@ -7,10 +7,18 @@ Latency, cells with raw samples (`samples["invoke_us"]` on both sides)
     CI      = bootstrap percentile interval of that change at level 1 - alpha (99 % by
               default), `resamples` independent resamples of each side (seeded per
               cell, so a cell's figures do not depend on which other cells exist)
+    shift   = Hodges-Lehmann: exp(median over all pairs of log c_j - log b_i) - 1, the
+              typical sample's move, the estimator that belongs to Mann-Whitney
     p       = two-sided Mann-Whitney U (normal approximation, tie and continuity
               corrections)
-    slower / faster when p < alpha AND the CI excludes 0 AND |change| > the latency
-    threshold (5 % by default); otherwise same.
+    slower / faster when p < alpha AND |shift| > the latency threshold (5 % by
+    default); otherwise same. With one mode, change and shift agree and the CI
+    excludes 0 whenever p is small; the verdict rests on the shift because when
+    samples bunch into modes (a 5 us model on a busy host, some invokes preempted)
+    the median jumps between them: every sample 25 % slower can show a median change
+    of -28 % with a CI spanning 0, and 11 % of the samples moving from the fast mode
+    to the slow one a median change of +100 %. The shift says +25 % and 0 % there.
+    When change and shift point different ways, the cell carries a note.
 
 Latency, aggregate-only cells (either side has no raw samples, only the LatencyStats
 mean/std/n that Android's benchmark_model reports)
@@ -19,7 +27,8 @@ mean/std/n that Android's benchmark_model reports)
     CI      = Welch's interval of the difference of means at level 1 - alpha, divided
               by the baseline mean (taken as fixed), so it excludes 0 exactly when
               p < alpha
-    the same three conditions decide slower / faster / same. With fewer than 2
+    shift   = change (there are no pairs to look at)
+    the same rule decides slower / faster / same. With fewer than 2
     samples on a side there is no test: same, with a note.
 
 Accuracy (top-1, a fraction in [0, 1] on both sides)
@@ -50,6 +59,7 @@ from harness.cells import Cell, CellRecord
 from harness.errors import HarnessError
 from harness.measure.significance import (
     bootstrap_median_ratio,
+    hodges_lehmann_ratio,
     mann_whitney_u,
     student_t_quantile,
     welch_t_test,
@@ -91,6 +101,7 @@ class LatencyChange:
     baseline: float
     candidate: float
     change: float  # relative: +0.2 = 20 % slower
+    shift: float  # Hodges-Lehmann relative shift (the change of the mean when aggregate)
     ci_low: float
     ci_high: float
     ci_level: float
@@ -221,7 +232,8 @@ def compare_latency(
     x = baseline.samples.get(SAMPLE_KEY) or []
     y = candidate.samples.get(SAMPLE_KEY) or []
     if x and y:
-        return compare_samples(x, y, config, rng), None
+        change = compare_samples(x, y, config, rng)
+        return change, _modes_note(change, config.latency_threshold)
     if baseline.latency is None or candidate.latency is None:
         return None, "no latency figures on one side"
     change = compare_aggregates(baseline.latency, candidate.latency, config)
@@ -229,6 +241,22 @@ def compare_latency(
     if change.p_value is None:
         note = "too few samples for a test"
     return change, note
+
+
+def _modes_note(lat: LatencyChange, threshold: float) -> str | None:
+    """Say so when the median and the typical sample tell different stories."""
+
+    def side(v: float) -> int:
+        return (v > threshold) - (v < -threshold)
+
+    if not (math.isfinite(lat.change) and math.isfinite(lat.shift)):
+        return None
+    if side(lat.change) == side(lat.shift):
+        return None
+    return (
+        f"samples fall into modes: the median moved {lat.change:+.0%}, the typical "
+        f"sample {lat.shift:+.0%}; the verdict follows the typical sample"
+    )
 
 
 def compare_samples(x, y, config: CompareConfig, rng: np.random.Generator) -> LatencyChange:
@@ -241,19 +269,21 @@ def compare_samples(x, y, config: CompareConfig, rng: np.random.Generator) -> La
     boots = bootstrap_median_ratio(x, y, config.resamples, rng)
     lo, hi = np.nanpercentile(boots, [100 * config.alpha / 2, 100 * (1 - config.alpha / 2)])
     p = mann_whitney_u(x, y).p_value
+    shift = hodges_lehmann_ratio(x, y)
     return LatencyChange(
         "mann-whitney+bootstrap",
         "median",
         mx,
         my,
         change,
+        shift,
         float(lo),
         float(hi),
         level,
         p,
         len(x),
         len(y),
-        _latency_verdict(change, float(lo), float(hi), p, config),
+        _latency_verdict(shift, p, config),
     )
 
 
@@ -268,6 +298,7 @@ def compare_aggregates(baseline, candidate, config: CompareConfig) -> LatencyCha
             "mean",
             m1,
             m2,
+            change,
             change,
             -math.inf,
             math.inf,
@@ -287,21 +318,21 @@ def compare_aggregates(baseline, candidate, config: CompareConfig) -> LatencyCha
         m1,
         m2,
         change,
+        change,
         lo,
         hi,
         level,
         test.p_value,
         baseline.n,
         candidate.n,
-        _latency_verdict(change, lo, hi, test.p_value, config),
+        _latency_verdict(change, test.p_value, config),
     )
 
 
-def _latency_verdict(change: float, lo: float, hi: float, p: float, config: CompareConfig) -> str:
-    significant = p < config.alpha and (lo > 0 or hi < 0)
-    if not (significant and abs(change) > config.latency_threshold):
+def _latency_verdict(shift: float, p: float, config: CompareConfig) -> str:
+    if not (p < config.alpha and abs(shift) > config.latency_threshold):
         return "same"
-    return "slower" if change > 0 else "faster"
+    return "slower" if shift > 0 else "faster"
 
 
 def compare_accuracy(

@@ -65,6 +65,8 @@ def render_comparison(result: Comparison, out: Console | None = None) -> None:
             padding=(0, 1, 0, 0),
             show_edge=False,
         )
+        # 80 columns leave no room for the shift: it is in the caption's rule, the
+        # Markdown, the JSON, and a note whenever it disagrees with the median
         for col in ("cell", "base", "cand", "change [CI]", "p", "acc", "verdict"):
             table.add_column(
                 col,
@@ -74,8 +76,10 @@ def render_comparison(result: Comparison, out: Console | None = None) -> None:
         for c in cells:
             style = _STYLE.get(c.verdict)
             verdict = escape(c.verdict)
+            label, base, cand, change, _shift, p, acc = _figures(c)
             table.add_row(
-                *(escape(v) for v in _figures(c)), f"[{style}]{verdict}[/]" if style else verdict
+                *(escape(v) for v in (label, base, cand, change, p, acc)),
+                f"[{style}]{verdict}[/]" if style else verdict,
             )
         out.print(table)
         for c in cells:
@@ -89,14 +93,14 @@ def render_markdown(result: Comparison) -> str:
     lines = [
         f"**harness compare** `{result.baseline_id}` → `{result.candidate_id}`: {_summary(result)}",
         "",
-        "| device | model | cell | baseline µs | candidate µs | change [CI] | p | Δ acc "
-        "| verdict |",
-        "|---|---|---|--:|--:|--:|--:|--:|---|",
+        "| device | model | cell | baseline µs | candidate µs | change [CI] | shift | p "
+        "| Δ acc | verdict |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|---|",
     ]
     for c in result.cells:
-        label, base, cand, change, p, acc = _figures(c)
+        label, base, cand, change, shift, p, acc = _figures(c)
         verdict = f"**{c.verdict}**" if c.is_regression else c.verdict
-        row = (c.cell.device, c.cell.model, label, base, cand, change, p, acc, verdict)
+        row = (c.cell.device, c.cell.model, label, base, cand, change, shift, p, acc, verdict)
         lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
     notes = [f"- `{_md_cell(_full_label(c))}`: {_md_cell(c.note)}" for c in result.cells if c.note]
     if notes:
@@ -116,12 +120,12 @@ def _groups(result: Comparison) -> dict[tuple[str, str], list[CellComparison]]:
     return groups
 
 
-def _figures(c: CellComparison) -> tuple[str, str, str, str, str, str]:
-    """label, baseline, candidate, change [CI], p, accuracy change."""
+def _figures(c: CellComparison) -> tuple[str, str, str, str, str, str, str]:
+    """label, baseline, candidate, change [CI], shift, p, accuracy change."""
     lat, acc = c.latency, c.accuracy
     acc_text = "" if acc is None else "0pp" if acc.change_pp == 0 else f"{acc.change_pp:+.1f}pp"
     if lat is None:
-        return _label(c), "", "", "", "", acc_text
+        return _label(c), "", "", "", "", "", acc_text
     mark = "" if lat.statistic == "median" else "ᵃ"  # aggregate-only: means, not medians
     ci = ""
     if math.isfinite(lat.ci_low) and math.isfinite(lat.ci_high):
@@ -131,6 +135,7 @@ def _figures(c: CellComparison) -> tuple[str, str, str, str, str, str]:
         _us(lat.baseline) + mark,
         _us(lat.candidate) + mark,
         f"{_pct(lat.change)}%{ci}" if math.isfinite(lat.change) else "-",
+        f"{_pct(lat.shift)}%" if math.isfinite(lat.shift) else "-",
         _p(lat.p_value),
         acc_text,
     )
@@ -148,8 +153,8 @@ def _caption(result: Comparison) -> str:
     cfg = result.config
     return (
         f"base/cand: median µs; change of the median, "
-        f"{100 * (1 - cfg.alpha):g}% bootstrap CI, Mann-Whitney p; "
-        f"verdict needs p < {cfg.alpha:g}, CI excluding 0 and |change| > "
+        f"{100 * (1 - cfg.alpha):g}% bootstrap CI; Mann-Whitney p; verdict needs "
+        f"p < {cfg.alpha:g} and the typical sample's shift (Hodges-Lehmann) beyond "
         f"{100 * cfg.latency_threshold:g}%; accuracy down = drop > "
         f"{cfg.accuracy_threshold_pp:g} pp; ᵃ = aggregate-only (means, Welch's t)"
     )

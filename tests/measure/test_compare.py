@@ -86,14 +86,42 @@ def test_big_noisy_change_with_few_samples_is_same():
     assert out.verdict == "same"
 
 
-def test_ci_must_exclude_zero_even_when_p_is_small():
-    """Bimodal candidate: Mann-Whitney sees the shift of the mass, the median CI does not."""
+def test_mass_moving_between_modes_is_same_though_the_median_doubles():
+    """11 % of the samples move to the slow mode: the median jumps +100 %, the typical
+    sample (Hodges-Lehmann shift) does not move, so no verdict."""
     base = np.r_[np.full(60, 100.0), np.full(40, 200.0)]
     cand = np.r_[np.full(49, 100.0), np.full(51, 200.0)]
     out = compare_cell(record(base), record(cand), CompareConfig(alpha=0.2))
     assert out.latency.p_value < 0.2
-    assert out.latency.ci_low <= 0 <= out.latency.ci_high
+    assert out.latency.change == pytest.approx(1.0)
+    assert out.latency.shift == pytest.approx(0.0, abs=1e-9)
     assert out.verdict == "same"
+    assert "median moved +100%, the typical sample +0%" in out.note
+
+
+def test_every_sample_slower_in_a_bimodal_run_is_slower_though_the_median_ci_spans_0():
+    """A 5 us model on a busy host: half the invokes preempted. Every sample 25 % slower
+    must be caught; the median's bootstrap CI cannot see it (it jumps between modes)."""
+    rng = np.random.default_rng(11)
+    base = np.r_[5 * rng.lognormal(0, 0.02, 75), 10 * rng.lognormal(0, 0.02, 75)]
+    out = compare_cell(record(base), record(1.25 * base), CFG)
+    assert out.latency.ci_low < 0 < out.latency.ci_high
+    assert out.latency.p_value < 1e-6
+    assert out.latency.change == pytest.approx(0.25)
+    assert out.latency.shift == pytest.approx(0.25, abs=0.01)
+    assert out.verdict == "slower" and out.note is None
+
+
+def test_a_median_that_lands_in_the_other_mode_does_not_hide_a_slowdown():
+    """Base: 45 % of invokes in the slow mode; candidate: every invoke 30 % slower but
+    55 % in the slow mode. The medians sit in different modes (change -28 %)."""
+    rng = np.random.default_rng(12)
+    base = np.r_[1000 * rng.lognormal(0, 0.02, 55), 1800 * rng.lognormal(0, 0.02, 45)]
+    cand = 1.3 * np.r_[1000 * rng.lognormal(0, 0.02, 45), 1800 * rng.lognormal(0, 0.02, 55)]
+    out = compare_cell(record(base), record(cand), CFG)
+    assert out.latency.change > 0.5  # 1000 -> 1.3 * 1800
+    assert out.latency.shift == pytest.approx(0.3, abs=0.05)
+    assert out.verdict == "slower"
 
 
 @pytest.mark.parametrize(

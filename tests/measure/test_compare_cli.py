@@ -137,6 +137,7 @@ def test_json_shape(runs, capsys, monkeypatch):
         "baseline",
         "candidate",
         "change",
+        "shift",
         "ci_low",
         "ci_high",
         "ci_level",
@@ -159,7 +160,7 @@ def test_markdown_shape(runs, capsys, monkeypatch):
     assert lines[0].startswith(f"**harness compare** `{base}` → `{cand}`: REGRESSION")
     table = [ln for ln in lines if ln.startswith("|")]
     assert len(table) == 2 + len(CELLS)
-    assert all(ln.count("|") == 10 for ln in table)
+    assert all(ln.count("|") == 11 for ln in table)
     assert any("| **slower** |" in ln and "int8 | xnnpack" not in ln for ln in table)
     assert any("| **accuracy down** |" in ln for ln in table)
 
@@ -243,6 +244,7 @@ def test_real_digits_runs(variants, store_url, capsys, monkeypatch, tmp_path):
     assert code == 1 and doc["counts"] == {"slower": len(real)}
     for c in doc["cells"]:
         assert c["latency"]["change"] == pytest.approx(0.25, rel=1e-9)
+        assert c["latency"]["shift"] == pytest.approx(0.25, rel=1e-6)
     # A/A on the same host: whatever the verdicts, every field is filled and the exit code
     # agrees with them (host noise between two runs is real; no verdict is asserted)
     code, out, _ = harness(

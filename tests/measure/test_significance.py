@@ -8,6 +8,7 @@ from scipy import stats
 
 from harness.measure.significance import (
     bootstrap_median_ratio,
+    hodges_lehmann_ratio,
     mann_whitney_u,
     regularized_beta,
     student_t_quantile,
@@ -114,3 +115,21 @@ def test_bootstrap_is_reproducible_with_a_seed():
     a = bootstrap_median_ratio(x, y, 500, np.random.default_rng(7))
     b = bootstrap_median_ratio(x, y, 500, np.random.default_rng(7))
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("n,m", [(1, 1), (2, 3), (7, 7), (150, 151), (400, 300)])
+def test_hodges_lehmann_equals_the_median_of_all_pairs(n, m):
+    rng = np.random.default_rng(n * 1000 + m)
+    x, y = rng.lognormal(0, 0.3, n), rng.lognormal(0.1, 0.3, m).round(2)
+    brute = np.expm1(np.median(np.log(y)[:, None] - np.log(x)[None, :]))
+    assert hodges_lehmann_ratio(x, y) == pytest.approx(brute, rel=1e-9, abs=1e-12)
+
+
+def test_hodges_lehmann_is_the_scale_factor_and_survives_zeros():
+    x = np.random.default_rng(1).lognormal(0, 0.5, 20_000)  # thinned to quantiles
+    assert hodges_lehmann_ratio(x, 1.25 * x) == pytest.approx(0.25, abs=1e-3)
+    assert hodges_lehmann_ratio([5, 5, 5], [5, 5, 5]) == 0.0
+    # a zero latency (a coarse timer) falls back to the additive shift over median(x)
+    assert hodges_lehmann_ratio([0, 1, 2], [1, 2, 3]) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        hodges_lehmann_ratio([], [1.0])
