@@ -7,6 +7,9 @@ default), with realistic noise:
     an interrupt, a frequency drop),
   * slow drift between runs: each run's level scaled by exp(N(0, 1 %)) (heat, background
     load, a different night).
+Then the same with two harder noises: a slow mode (1.8x) holding about half the invokes
+(preemption, a slower core), and 3 % drift per round (each round is a fresh process
+at another moment), with 2 and with 3 rounds (harness's default) per run.
 A/A: both runs from the same level; the false alarm rate is the share of "slower"
 verdicts (a regression alarm) and of any non-"same" verdict. A/B: the candidate is
 slower by s; power = share of "slower". All through harness.measure.compare at its
@@ -42,8 +45,12 @@ CELL = Cell("sim", "model", "fp32", "cpu", 1)
 SLOWDOWNS = (0.02, 0.04, 0.05, 0.06, 0.07, 0.08, 0.10, 0.12, 0.15, 0.20, 0.25, 0.30)
 
 
-def simulate_run(rng, n: int, level: float, jitter=0.03, outliers=0.02, drift=0.01, slow_mode=0.0):
-    x = level * np.exp(rng.normal(0, drift)) * rng.lognormal(0, jitter, n)
+def simulate_run(
+    rng, n: int, level: float, jitter=0.03, outliers=0.02, drift=0.01, slow_mode=0.0, rounds=1
+):
+    # drift moves each round's level: rounds are fresh processes at different times
+    levels = np.repeat(np.exp(rng.normal(0, drift, rounds)), -(-n // rounds))[:n]
+    x = level * levels * rng.lognormal(0, jitter, n)
     spikes = rng.random(n) < outliers
     x[spikes] *= 1 + rng.pareto(1.5, spikes.sum())
     if slow_mode:  # a share of the invokes preempted or on a slower core: 1.8x
@@ -82,6 +89,11 @@ def verdicts(rng, trials: int, n: int, slowdown: float, config, noise) -> tuple[
 NOISES = {
     "log-normal 3 % + 2 % Pareto(1.5) spikes + 1 % run drift": {},
     "the same, plus a slow mode (1.8x) taking 45-55 % of the invokes": {"slow_mode": 0.5},
+    "log-normal 3 % + spikes + 3 % drift per round, 2 rounds": {"drift": 0.03, "rounds": 2},
+    "log-normal 3 % + spikes + 3 % drift per round, 3 rounds (the default)": {
+        "drift": 0.03,
+        "rounds": 3,
+    },
 }
 
 

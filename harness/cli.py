@@ -175,7 +175,7 @@ def _android_options(command):
 @click.option(
     "--rounds",
     type=click.IntRange(min=1),
-    default=2,
+    default=3,
     show_default=True,
     help="Interleaved rounds: each cell's runs are split across them.",
 )

@@ -131,5 +131,8 @@ def test_merge_rounds_concatenates_samples_and_takes_median_init():
 
 
 def test_per_round_splits_runs_and_seconds():
-    t = TimingConfig(runs=100, min_secs=3.0, rounds=3).per_round()
-    assert t.runs == 34 and t.min_secs == pytest.approx(1.0)
+    t = TimingConfig(runs=100, min_secs=3.0, rounds=3)
+    assert [t.per_round(r).runs for r in range(3)] == [34, 33, 33]
+    assert t.per_round(2).min_secs == pytest.approx(1.0)
+    few = TimingConfig(runs=2, rounds=3)  # fewer runs than rounds: one run per round
+    assert few.round_count() == 2 and [few.per_round(r).runs for r in range(2)] == [1, 1]

@@ -110,7 +110,7 @@ class ModelEntry:
 class LabTiming:
     runs: int = 100
     warmup: int = 10
-    rounds: int = 2
+    rounds: int = 3
     min_secs: float | None = None
     cell_timeout_s: float | None = 300.0
     timeout_s: float = 3600.0

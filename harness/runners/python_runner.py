@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -49,15 +48,19 @@ class TimingConfig:
     min_secs: float | None = None
     warmup: int = 10
     timeout_s: float | None = None  # one runner job, host side; None: from the cell timeout
-    rounds: int = 2
+    rounds: int = 3
     cell_timeout_s: float | None = 300.0  # one cell in one round, enforced on the device
 
-    def per_round(self) -> TimingConfig:
-        """The share of runs (and seconds) each round times."""
-        n = max(1, self.rounds)
+    def round_count(self) -> int:
+        """Rounds actually run: never more than there are runs to share out."""
+        return max(1, min(self.rounds, self.runs))
+
+    def per_round(self, r: int = 0) -> TimingConfig:
+        """Round r's share of the runs (they add up to `runs` exactly) and seconds."""
+        n = self.round_count()
         return replace(
             self,
-            runs=max(1, math.ceil(self.runs / n)),
+            runs=self.runs // n + (r < self.runs % n),
             min_secs=self.min_secs / n if self.min_secs else None,
         )
 
@@ -72,16 +75,16 @@ def run_cells(
     of landing on one. Outputs for accuracy are taken in the last round; a cell that
     fails in any round is reported failed at once and leaves the later rounds.
     """
-    per_round = timing.per_round()
     staged = _Staged(device)
     parts: dict[str, list[dict]] = {c.id: [] for c in cells}
     live = list(cells)
-    rounds = max(1, timing.rounds)
+    rounds = timing.round_count()
     for r in range(rounds):
         last = r == rounds - 1
         todo = [c for c in live if c.timing or r == 0]  # eval-only cells run once
         evals = {c.id for c in todo if last or not c.timing}
-        for cell, doc in _run_round(staged, todo, per_round, eval_file, evals, f"r{r}"):
+        share = timing.per_round(r)
+        for cell, doc in _run_round(staged, todo, share, eval_file, evals, f"r{r}"):
             done = last or not cell.timing or doc.get("status") != "ok"
             if not done:
                 parts[cell.id].append(doc)
