@@ -5,6 +5,8 @@ wrapped: stderr goes to a device temp file, and a line with a per-call random no
 and `$?` follows stdout. Output cannot forge the sentinel (it does not know the nonce).
 adb-shell also mishandles concurrent calls on one connection (ADB_SPEC.md §6), so
 each transport serialises its calls; a dropped connection is retried on a fresh one.
+A streamed shell (the runner, minutes long) gets a connection of its own, so the
+host can pull a finished cell's outputs while the runner goes on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -243,6 +245,51 @@ class DirectTransport:
         )
         return parse_sentinel(bytes(raw), nonce)
 
+    def shell_stream(
+        self, command: str, timeout: float, idle: float
+    ) -> Generator[bytes, None, ShellResult]:
+        """Stdout as it arrives, on a connection of its own; the exit code at the end.
+
+        adb-shell's read timeout is per packet, so `idle` bounds each silence (the
+        runner heartbeats every second); `timeout` is checked as packets arrive.
+        """
+        nonce = secrets.token_hex(8)
+        wrapped = wrap_with_sentinel(command, nonce)
+        twin = self._twin()
+        try:
+            self._connect_twin(twin)
+            deadline = time.monotonic() + timeout
+
+            def chunks() -> Iterable[bytes]:
+                try:
+                    for chunk in twin._device.streaming_shell(
+                        wrapped, transport_timeout_s=idle, read_timeout_s=idle, decode=False
+                    ):
+                        yield bytes(chunk)
+                        if time.monotonic() > deadline:
+                            raise DeviceError(f"{self.serial}: shell timed out after {timeout:g} s")
+                except _operation_errors() as exc:
+                    raise DeviceError(f"{self.serial}: shell failed: {_text(exc)}") from exc
+
+            return (yield from sentinel_stream(chunks(), nonce, self.serial))
+        finally:
+            twin.close()
+
+    def _twin(self) -> DirectTransport:
+        """Another connection to the same device."""
+        return DirectTransport(self.host, self.port, self._key_path)
+
+    def _connect_twin(self, twin: DirectTransport) -> None:
+        # as in _call: a device that was up and now refuses may be rebooting
+        waits = list(REBOOT_WAIT_S) if self._was_up else []
+        while True:
+            try:
+                return twin.connect()
+            except _Refused:
+                if not waits:
+                    raise
+                time.sleep(waits.pop(0))
+
     def push(self, local: Path, remote: str, timeout: float) -> None:
         self._call(
             "push",
@@ -303,6 +350,54 @@ def parse_sentinel(raw: bytes, nonce: str) -> ShellResult:
     return ShellResult(exit_code, _decode(raw[:at]), _decode(stderr))
 
 
+def sentinel_stream(
+    chunks: Iterable[bytes], nonce: str, serial: str
+) -> Generator[bytes, None, ShellResult]:
+    """Yield the stdout of sentinel-wrapped output as it arrives; return the exit code
+    and stderr (stdout left empty). DeviceError when the stream ends before the sentinel.
+
+    Bytes go out at once unless they may begin the `<nonce>:` token, so the last line
+    of a quiet command is not held back; the price is the sentinel's own newline, which
+    ends the yielded stdout (one empty line more for a line reader)."""
+    token = f"{nonce}:".encode()
+    it = iter(chunks)
+    held, prev = b"", b"\n"  # prev: the last byte already yielded
+    for chunk in it:
+        held += chunk
+        at = _token_at_line_start(held, token, prev)
+        if at >= 0:
+            if at:
+                yield held[:at]
+            rest = held[at + len(token) :] + b"".join(it)
+            code, _, stderr = rest.partition(b"\n")
+            try:
+                return ShellResult(int(code), "", _decode(stderr))
+            except ValueError as exc:
+                raise DeviceError(f"{serial}: unreadable exit status from the device") from exc
+        cut = len(held) - _partial_token(held, token)
+        if cut > 0:
+            yield held[:cut]
+            prev, held = held[cut - 1 : cut], held[cut:]
+    raise DeviceError(f"{serial}: the device closed the shell before the command finished")
+
+
+def _token_at_line_start(held: bytes, token: bytes, prev: bytes) -> int:
+    at = held.find(token)
+    while at >= 0:
+        if (held[at - 1 : at] if at else prev) == b"\n":
+            return at
+        at = held.find(token, at + 1)
+    return -1
+
+
+def _partial_token(held: bytes, token: bytes) -> int:
+    """Length of the longest tail of `held` that is a proper prefix of `token`."""
+    for k in range(min(len(token) - 1, len(held)), 0, -1):
+        if held.endswith(token[:k]):
+            return k
+    return 0
+
+
 def _decode(b: bytes) -> str:
     return b.decode("utf-8", "backslashreplace")
 
@@ -347,6 +442,15 @@ class UsbTransport(DirectTransport):
         super().__init__("usb", 0, key_path)
         self.usb_serial = serial or None
         self.serial = f"usb:{serial}" if serial else "usb"
+
+    def shell_stream(
+        self, command: str, timeout: float, idle: float
+    ) -> Generator[bytes, None, ShellResult]:
+        """A USB interface takes one connection: the output comes when the command ends."""
+        result = self.shell(command, timeout)
+        if result.stdout:
+            yield result.stdout.encode()
+        return ShellResult(result.exit_code, "", result.stderr)
 
     def _adb_transport(self):
         try:

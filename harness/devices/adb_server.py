@@ -19,10 +19,11 @@ import secrets
 import socket
 import struct
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.devices.adb_direct import parse_sentinel, wrap_with_sentinel
+from harness.devices.adb_direct import parse_sentinel, sentinel_stream, wrap_with_sentinel
 from harness.devices.base import RemoteStat, ShellResult
 from harness.errors import DeviceError
 
@@ -53,9 +54,10 @@ def adb_server_port() -> int:
 class _Conn:
     """One TCP connection to the adb server, with a deadline for every operation."""
 
-    def __init__(self, port: int, deadline: float):
+    def __init__(self, port: int, deadline: float, idle: float | None = None):
         self.port = port
         self.deadline = deadline
+        self.idle = idle  # the longest silence allowed, within the deadline
         try:
             self.sock = socket.create_connection(("127.0.0.1", port), timeout=CONNECT_TIMEOUT)
         except ConnectionRefusedError as exc:
@@ -77,7 +79,7 @@ class _Conn:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise DeviceError("timed out")
-        self.sock.settimeout(left)
+        self.sock.settimeout(min(left, self.idle) if self.idle else left)
 
     def send(self, data: bytes) -> None:
         try:
@@ -185,9 +187,9 @@ class ServerTransport:
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _open(self, service: str, timeout: float) -> _Conn:
+    def _open(self, service: str, timeout: float, idle: float | None = None) -> _Conn:
         """A connection switched to this device with `service` opened on it."""
-        conn = _Conn(self.port, time.monotonic() + timeout)
+        conn = _Conn(self.port, time.monotonic() + timeout, idle)
         try:
             try:
                 conn.request(f"host:transport:{self.serial}")
@@ -256,6 +258,35 @@ class ServerTransport:
                 elif kind == _EXIT:
                     code = payload[0] if payload else 255
                     return ShellResult(code, _decode(out), _decode(err))
+
+    def shell_stream(
+        self, command: str, timeout: float, idle: float
+    ) -> Generator[bytes, None, ShellResult]:
+        """Stdout packets as they arrive (each on its own server connection, as always)."""
+        if "shell_v2" not in self.features():
+            nonce = secrets.token_hex(8)
+            with self._open(f"shell:{wrap_with_sentinel(command, nonce)}", timeout, idle) as conn:
+                chunks = iter(lambda: conn.read_some(1 << 16), b"")
+                return (yield from sentinel_stream(chunks, nonce, self.serial))
+        with self._open(f"shell,v2,raw:{command}", timeout, idle) as conn:
+            conn.send(struct.pack("<BI", _CLOSE_STDIN, 0))
+            err = bytearray()
+            while True:
+                head = _read_or_eof(conn, 5)
+                if head is None:
+                    raise DeviceError(
+                        f"{self.serial}: the shell ended without an exit status (connection lost?)"
+                    )
+                kind, length = struct.unpack("<BI", head)
+                if length > MAX_SHELL_OUTPUT or len(err) + length > MAX_SHELL_OUTPUT:
+                    raise DeviceError(f"{self.serial}: shell packet over the output limit")
+                payload = conn.read_exact(length)
+                if kind == _STDOUT:
+                    yield payload
+                elif kind == _STDERR:
+                    err += payload
+                elif kind == _EXIT:
+                    return ShellResult(payload[0] if payload else 255, "", _decode(err))
 
     def _shell_legacy(self, command: str, timeout: float) -> ShellResult:
         nonce = secrets.token_hex(8)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -69,6 +69,15 @@ class Transport(Protocol):
     serial: str
 
     def shell(self, command: str, timeout: float) -> ShellResult: ...
+
+    def shell_stream(
+        self, command: str, timeout: float, idle: float
+    ) -> Generator[bytes, None, ShellResult]:
+        """Yield stdout as it arrives; return the exit code and stderr (stdout empty).
+
+        `timeout` bounds the whole command, `idle` each silence (a stalled link is
+        noticed in `idle` seconds, not at the end of a long job)."""
+        ...
 
     def push(self, local: Path, remote: str, timeout: float) -> None: ...
 

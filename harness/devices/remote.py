@@ -7,6 +7,7 @@ the same command line works on both.
 
 from __future__ import annotations
 
+import os
 import shlex
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +18,15 @@ from harness.errors import DeviceError
 
 WORKDIR = "/data/local/tmp/harness"
 TIMEOUT = 60.0
+MAX_PENDING_LINE = 64 << 20
+
+
+def stream_idle_timeout() -> float:
+    """Longest silence of a running runner: $HARNESS_STREAM_IDLE_TIMEOUT, else 30 s.
+
+    The runner prints a line at least every second, so 30 s of nothing is a stalled
+    link or a frozen device, with room for a slow board to start Python."""
+    return float(os.environ.get("HARNESS_STREAM_IDLE_TIMEOUT", "30"))
 
 
 def quote_argv(argv: list[str]) -> str:
@@ -77,10 +87,29 @@ class AdbDevice:
         return self.transport.shell(script + quote_argv(argv), timeout)
 
     def stream(self, argv: list[str], timeout: float) -> Iterator[str]:
-        """Run the runner in the workdir; its result lines, once it has finished."""
-        result = self.run_in_workdir(argv, timeout)
-        self.returncode = result.exit_code
-        yield from result.stdout.splitlines(keepends=True)
+        """Run the runner in the workdir and yield its lines as they arrive, so each
+        finished cell is stored at once; a silence past `stream_idle_timeout()` (the
+        runner heartbeats every second) is a lost link, noticed then, not at `timeout`."""
+        script = f"mkdir -p {device_path(self._workdir)} && cd {device_path(self._workdir)} && "
+        chunks = self.transport.shell_stream(
+            script + quote_argv(argv), timeout, stream_idle_timeout()
+        )
+        self.returncode = None
+        pending = b""
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration as done:
+                self.returncode = done.value.exit_code
+                break
+            pending += chunk
+            if len(pending) > MAX_PENDING_LINE:
+                raise DeviceError(f"{self.name}: runner output line over {MAX_PENDING_LINE} bytes")
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode("utf-8", "replace") + "\n"
+        if pending:
+            yield pending.decode("utf-8", "replace")
 
     # -- files --------------------------------------------------------------------
 

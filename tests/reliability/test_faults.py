@@ -37,6 +37,9 @@ FAULTS = {
     "stall:pull:match=outputs/:after=10:seconds=3": (True, 4),
     "reboot:push:match=.tflite:after=50000": (False, 4),
     "reboot:shell:match=job-r:after=10": (False, 3),
+    # the runner's stream goes silent for 60 s: noticed after the idle timeout (5 s
+    # here), not at the end of the job
+    "stall:shell:match=job-r:after=10:seconds=60": (False, 3),
 }
 
 
@@ -52,7 +55,8 @@ def _run_with_fault(spec_text, board, variants, digits, store_url, rounds=1):
 
 
 @pytest.mark.parametrize("spec_text", list(FAULTS))
-def test_sweep_survives_the_fault(spec_text, board, variants, digits, store_url):
+def test_sweep_survives_the_fault(spec_text, board, variants, digits, store_url, monkeypatch):
+    monkeypatch.setenv("HARNESS_STREAM_IDLE_TIMEOUT", "5")
     b, outcome = _run_with_fault(spec_text, board, variants, digits, store_url)
     assert b.fired() >= 1, "the fault never fired: the test proves nothing"
     assert outcome.lost == 0
