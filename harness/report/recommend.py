@@ -5,6 +5,10 @@ Ranking rule (documented in README.md):
 1. Eligible: status ``ok``, the chosen latency metric is known and <= the budget,
    and, when ``min_accuracy`` is given, the accuracy is measured and >= it (a cell
    without accuracy cannot show that it meets an accuracy floor, so it is left out).
+   For the median of an aggregate-only cell that printed none (Android's
+   benchmark_model prints count/mean/std) the mean stands in, marked as such: for
+   right-skewed latencies it lies above the median, so the check errs on the safe
+   side. p90/p99 have no stand-in: such cells are left out, with a note.
 2. Best: the highest accuracy; accuracies within ``accuracy_tie`` of the highest
    count as equal, and among those the lowest latency wins. Cells without accuracy
    rank after every cell with one (unknown is not better than known), by latency.
@@ -61,6 +65,7 @@ class Candidate:
     cell: Cell
     latency_us: float
     accuracy: float | None
+    statistic: str = "median"  # what latency_us is: the budget's metric, or "mean"
 
     @property
     def label(self) -> str:
@@ -72,6 +77,7 @@ class Candidate:
             "cell": self.cell.to_dict(),
             "label": self.label,
             "latency_us": self.latency_us,
+            "statistic": self.statistic,
             "accuracy": self.accuracy,
         }
 
@@ -154,11 +160,23 @@ def parse_slo(text: str) -> Budget:
 
 def metric_us(record: CellRecord, metric: str) -> float | None:
     """The record's latency by metric (µs), None when it was not measured."""
+    return metric_value(record, metric)[0]
+
+
+def metric_value(record: CellRecord, metric: str) -> tuple[float | None, str]:
+    """(latency in µs or None, the statistic it is): the metric itself, or the mean
+    standing in for the median of an aggregate-only cell that printed no median."""
     if record.status != "ok":
-        return None
+        return None, metric
     if metric == "e2e":
-        return record.end_to_end.median if record.end_to_end else None
-    return getattr(record.latency, metric) if record.latency else None
+        return (record.end_to_end.median if record.end_to_end else None), metric
+    lat = record.latency
+    if lat is None:
+        return None, metric
+    value = getattr(lat, metric)
+    if value is None and metric == "median" and lat.aggregate_only:
+        return lat.mean, "mean"
+    return value, metric
 
 
 def recommend(records: list[CellRecord], budget: Budget) -> list[Pick]:
@@ -172,9 +190,10 @@ def recommend(records: list[CellRecord], budget: Budget) -> list[Pick]:
 def pick_for_device(device: str, records: list[CellRecord], budget: Budget) -> Pick:
     """Apply the ranking rule (module doc) to one device's records."""
     ok = [
-        Candidate(r.cell, lat, r.accuracy)
+        Candidate(r.cell, lat, r.accuracy, stat)
         for r in records
-        if (lat := metric_us(r, budget.metric)) is not None
+        for lat, stat in [metric_value(r, budget.metric)]
+        if lat is not None
     ]
     fast = [c for c in ok if c.latency_us <= budget.max_latency_us]
     eligible = [c for c in fast if _meets_accuracy(c, budget.min_accuracy)]
@@ -218,6 +237,21 @@ def _tiebreak(c: Candidate) -> tuple:
 
 def _notes(records, ok, fast, eligible, budget: Budget) -> tuple[str, ...]:
     notes = []
+    means = sum(c.statistic == "mean" for c in ok)
+    if means:
+        notes.append(
+            f"{means} aggregate-only cell(s) judged by the mean (marked ᵐ): the tool "
+            "printed no median, and the mean of skewed latencies lies above it"
+        )
+    blind = sum(
+        r.status == "ok" and r.latency is not None and r.latency.aggregate_only
+        for r in records
+        if metric_value(r, budget.metric)[0] is None
+    )
+    if blind:
+        notes.append(
+            f"{blind} aggregate-only cell(s) left out: the tool printed no {budget.metric}"
+        )
     if not ok:
         notes.append(f"no ok cell with a {budget.metric} latency ({len(records)} cells)")
     elif not fast:
@@ -252,18 +286,18 @@ def describe(pick: Pick) -> list[str]:
         lines = [f"{head}: NOT MET ({pick.eligible} of {pick.ok} ok cells qualify)"]
         if pick.fastest:
             lines.append(
-                f"  fastest: {pick.fastest.label} at {format_us(pick.fastest.latency_us)}"
+                f"  fastest: {pick.fastest.label} at {_lat(pick.fastest)}"
                 f" ({_acc(pick.fastest.accuracy)})"
             )
         return lines + [f"  note: {n}" for n in pick.notes]
     best = pick.best
     lines = [
         f"{head}: {pick.eligible} of {pick.ok} ok cells qualify",
-        f"  best:      {best.label}  {format_us(best.latency_us)}  {_acc(best.accuracy)}",
+        f"  best:      {best.label}  {_lat(best)}  {_acc(best.accuracy)}",
     ]
     if pick.runner_up:
         r = pick.runner_up
-        lines.append(f"  runner-up: {r.label}  {format_us(r.latency_us)}  {_acc(r.accuracy)}")
+        lines.append(f"  runner-up: {r.label}  {_lat(r)}  {_acc(r.accuracy)}")
         lines.append(f"             {_tradeoff(pick)}")
     return lines + [f"  note: {n}" for n in pick.notes]
 
@@ -281,6 +315,10 @@ def _tradeoff(pick: Pick) -> str:
     else:
         acc = f"accuracy {da * 100:+.2f} pt"
     return f"{lat}, {acc}"
+
+
+def _lat(c: Candidate) -> str:
+    return format_us(c.latency_us) + (" ᵐ" if c.statistic == "mean" else "")
 
 
 def _acc(a: float | None) -> str:

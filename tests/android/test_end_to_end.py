@@ -159,6 +159,15 @@ def test_run_on_android_gives_latency_memory_coverage_and_accuracy(
     evals = [c for c in calls if any(a.startswith("--output_filepath=") for a in c["argv"])]
     assert len(evals) == 8
     assert all("--input_layer_shape=40,8,8,1" in c["argv"] for c in evals)
+    # The SLO pick works on the phone's aggregates: the mean stands in for the median.
+    rec = harness("recommend", doc["run_id"], "--max-latency", "1s", "--store", store_url, "--json")
+    assert rec.returncode == 0, rec.stderr
+    best = json.loads(rec.stdout)["picks"][0]["best"]
+    assert best["statistic"] == "mean"
+    assert (
+        best["latency_us"]
+        == cells[(best["cell"]["variant"], best["cell"]["delegate"])]["latency_us"]["mean"]
+    )
 
 
 def test_require_full_delegation_fails_the_partial_cell(phone, variants, store_url):

@@ -8,6 +8,7 @@ import pytest
 from cli_helpers import assert_user_error, harness
 
 from harness.errors import HarnessError
+from harness.measure.stats import aggregate_stats
 from harness.report.recommend import (
     Budget,
     describe,
@@ -182,3 +183,35 @@ def test_cli_user_errors_are_one_line(stored):
         "min-accuracy",
     )
     assert_user_error(harness("report", run_id, "--store", url, "--slo", "fast"), "bad latency")
+
+
+def _android(variant, delegate, mean, accuracy, median=None):
+    """An aggregate-only cell as benchmark_model reports it: count/mean/std, no samples."""
+    lat = aggregate_stats(50, mean, mean * 0.05, mean * 0.9, mean * 1.4, median=median)
+    return ok(variant, delegate, 1, accuracy=accuracy, device="pixel").with_(
+        latency=lat, end_to_end=None, samples={}
+    )
+
+
+def test_aggregate_only_cells_are_judged_by_their_mean_and_say_so():
+    records = [
+        _android("fp32", "cpu", mean=30_000, accuracy=0.98),
+        _android("fp16", "gpu", mean=9_000, accuracy=0.979),
+        _android("int8", "nnapi", mean=5_000, accuracy=0.96, median=4_800),  # printed one
+    ]
+    pick = pick_for_device("pixel", records, Budget(10_000, min_accuracy=0.97))
+    assert _label(pick.best) == "fp16/gpu" and pick.best.statistic == "mean"
+    assert pick.best.latency_us == 9_000
+    assert pick.fastest.statistic == "median" and pick.fastest.latency_us == 4_800
+    text = "\n".join(describe(pick))
+    assert "9.00 ms ᵐ" in text and "2 aggregate-only cell(s) judged by the mean" in text
+    # the mean is never a stand-in for a tail percentile: those cells are left out
+    p90 = pick_for_device("pixel", records, Budget(10_000, metric="p90"))
+    assert not p90.met and p90.ok == 0
+    assert any("3 aggregate-only cell(s) left out: the tool printed no p90" in n for n in p90.notes)
+
+
+def test_raw_sample_cells_are_never_judged_by_the_mean():
+    pick = pick_for_device("phone", _run(), Budget(10_000))
+    assert {c.statistic for c in (pick.best, pick.runner_up, pick.fastest)} == {"median"}
+    assert not any("aggregate-only" in n for n in pick.notes)
