@@ -14,6 +14,7 @@ from harness.runners.benchmark_model.runner import (
     core_affinity,
     decode_outputs,
     noise_hazards,
+    pool_rounds,
     timed_result,
     to_input_dtype,
 )
@@ -214,3 +215,38 @@ def test_timed_result_failures():
     only_avg = load("16_deepspeech2270_old_format_run_order.txt")
     raw = timed_result(parse_output(only_avg), 0, "cpu", only_avg)
     assert raw["status"] == "failed" and "no per-run statistics" in raw["reason"]
+
+
+def test_pool_rounds_is_exact_for_population_std():
+    """Three rounds' aggregates pool to the figures of all their runs together."""
+    rng = np.random.default_rng(5)
+    rounds = [rng.lognormal(10, 0.1, n) for n in (17, 17, 16)]
+
+    def raw(x, init):
+        agg = {"n": len(x), "mean": x.mean(), "std": x.std(), "min": x.min(), "max": x.max()}
+        agg |= {"median": float(np.median(x)), "p5": None, "p95": None}
+        return {
+            "status": "ok",
+            "latency_aggregate": agg,
+            "init_us": init,
+            "first_us": 2 * init,
+            "peak_rss_kb": init // 10,
+            "env": {"before": {"r": init}},
+            "runner": {},
+        }
+
+    raws = [raw(x, init) for x, init in zip(rounds, (300, 100, 200), strict=True)]
+    pooled = pool_rounds(raws)
+    agg, every = pooled["latency_aggregate"], np.concatenate(rounds)
+    assert agg["n"] == 50
+    assert agg["mean"] == pytest.approx(every.mean(), rel=1e-12)
+    assert agg["std"] == pytest.approx(every.std(), rel=1e-9)
+    assert (agg["min"], agg["max"]) == (every.min(), every.max())
+    assert agg["median"] is None  # percentiles do not pool: kept per round
+    assert [a["median"] for a in pooled["runner"]["rounds_aggregate"]] == [
+        float(np.median(x)) for x in rounds
+    ]
+    assert (pooled["init_us"], pooled["init_us_rounds"]) == (200, [300, 100, 200])
+    assert pooled["peak_rss_kb"] == 30 and pooled["rounds"] == 3
+    assert pooled["env"]["before"] == {"r": 300}  # the first round's snapshot
+    assert pool_rounds(raws[:1]) is raws[0]

@@ -4,11 +4,16 @@ Fulfils the run_cells contract of harness.runners.python_runner: yields (cell, r
 status ok|unsupported|failed and a reason. benchmark_model prints aggregates, not
 samples, so an ok cell carries `latency_aggregate` (what the tool printed, nothing
 invented) instead of `invoke_us`. Per cell, in this order and never mixed:
-  1. the timed pass (delegate, threads, runs, peak memory), pinned with taskset;
-  2. optionally the op-profiling pass (--enable_op_profiling perturbs timing);
-  3. the accuracy pass: the first --eval-limit samples fed with --input_layer_value_files,
-     the outputs read back from --output_filepath; one invocation for all samples when
-     the model's batch dimension is dynamic, one per sample otherwise.
+  1. the timed pass (delegate, threads, runs, peak memory), pinned with taskset, once
+     per round: rounds are interleaved as on the Python runner (round r times every
+     cell before round r+1), each a fresh benchmark_model process with its share of
+     the runs, and the rounds' aggregates are pooled exactly (count, mean, population
+     std, min, max; the tool's percentiles cannot be pooled and are kept per round);
+  2. optionally the op-profiling pass (--enable_op_profiling perturbs timing), once;
+  3. the accuracy pass, once, in the last round: the first --eval-limit samples fed with
+     --input_layer_value_files, the outputs read back from --output_filepath; one
+     invocation for all samples when the model's batch dimension is dynamic, one per
+     sample otherwise.
 Noise hazards (emulator, battery, thermal, debuggable build, governor) are recorded with
 every cell as warnings; they never change a figure.
 """
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -69,18 +76,31 @@ def run_cells(
     no binary is provisioned for the device's ABI (the message names both commands)."""
     options = options or F.BenchmarkOptions()
     session = Session.prepare(device, options)
-    eval_x = load_eval_x(eval_file, options.eval_limit) if eval_file else None
-    for i, cell in enumerate(cells):
-        if session.error:
+    if session.error:
+        for cell in cells:
             yield cell, {"status": "failed", "reason": session.error, "env": session.env}
-            continue
-        if i and options.cooldown_s:
-            session.cool_down()
-        try:
-            raw = session.run_cell(cell, timing, eval_x)
-        except DeviceError as exc:
-            raw = {"status": "failed", "reason": f"device error: {exc}", "env": session.env}
-        yield cell, raw
+        return
+    eval_x = load_eval_x(eval_file, options.eval_limit) if eval_file else None
+    parts: dict[str, list[dict]] = {}
+    live, started = list(cells), False
+    rounds = timing.round_count()
+    for r in range(rounds):
+        last = r == rounds - 1
+        for cell in [c for c in live if c.timing or r == 0]:  # eval-only cells run once
+            final = last or not cell.timing
+            if started and options.cooldown_s:
+                session.cool_down()
+            started = True
+            try:
+                raw = session.run_cell(cell, timing.per_round(r), eval_x if final else None, final)
+            except DeviceError as exc:
+                raw = {"status": "failed", "reason": f"device error: {exc}", "env": session.env}
+            if raw["status"] == "ok" and not final:
+                parts.setdefault(cell.id, []).append(raw)
+                continue
+            live.remove(cell)
+            done = [*parts.pop(cell.id, []), raw]
+            yield cell, pool_rounds(done) if raw["status"] == "ok" else raw
 
 
 @dataclass
@@ -132,7 +152,10 @@ class Session:
 
     # -- one cell -----------------------------------------------------------------------
 
-    def run_cell(self, cell: JobCell, timing: TimingConfig, eval_x: np.ndarray | None) -> dict:
+    def run_cell(
+        self, cell: JobCell, timing: TimingConfig, eval_x: np.ndarray | None, final: bool = True
+    ) -> dict:
+        """One round of a cell: the timed pass; the profile and accuracy passes when final."""
         before = self.last
         env = self.env | {"before": before, "props": before.get("props", {})}
         graph = self.device.stage(cell.model_file, cell.model_sha256, ".tflite")
@@ -157,7 +180,7 @@ class Session:
         if cell.timing:
             text, code = self.invoke(timed, limit)
             raw |= timed_result(parse_output(text), code, cell.delegate, text)
-            if raw["status"] == "ok" and self.options.op_profile:
+            if raw["status"] == "ok" and self.options.op_profile and final:
                 text, _ = self.invoke(
                     F.profile_flags(graph, cell.delegate, cell.threads, self.options), limit
                 )
@@ -293,6 +316,45 @@ def timed_result(parsed: BenchmarkOutput, code: int, delegate: str, text: str) -
         # Only an explicit "completely executed" counts: anything else ran (partly) on CPU.
         out["fully_accelerated"] = parsed.delegation.status == "full"
     return out
+
+
+def pool_rounds(raws: list[dict]) -> dict:
+    """One raw result from a cell's ok rounds: aggregates pooled exactly, init and first
+    inference per round (their median as the figure), the last round's passes kept.
+
+    benchmark_model's std is the population std (sqrt(E[x^2] - mean^2)), so the pooled
+    one is exact: sum(n_i * (std_i^2 + mean_i^2)) / N - mean^2. Percentiles are not
+    poolable: with more than one round the median/p5/p95 are None (kept per round)."""
+    if len(raws) == 1:
+        return raws[0]
+    aggs = [r["latency_aggregate"] for r in raws]
+    n = sum(a["n"] for a in aggs)
+    mean = sum(a["n"] * a["mean"] for a in aggs) / n
+    second = sum(a["n"] * (a["std"] ** 2 + a["mean"] ** 2) for a in aggs) / n
+    merged = dict(raws[-1])
+    merged["latency_aggregate"] = {
+        "n": n,
+        "mean": mean,
+        "std": math.sqrt(max(0.0, second - mean * mean)),
+        "min": min(a["min"] for a in aggs),
+        "max": max(a["max"] for a in aggs),
+        "median": None,
+        "p5": None,
+        "p95": None,
+    }
+    for key in ("init_us", "first_us"):
+        values = [r[key] for r in raws if isinstance(r.get(key), int | float)]
+        merged[f"{key}_rounds"] = values
+        merged[key] = statistics.median(values) if values else None
+    peaks = [r["peak_rss_kb"] for r in raws if isinstance(r.get("peak_rss_kb"), int | float)]
+    merged["peak_rss_kb"] = max(peaks) if peaks else None
+    merged["runner"] = dict(raws[-1].get("runner") or {}) | {"rounds_aggregate": aggs}
+    merged["rounds"] = len(raws)
+    env = dict(raws[-1].get("env") or {})
+    if "before" in (raws[0].get("env") or {}):
+        env["before"] = raws[0]["env"]["before"]  # the first round's, as for one pass
+    merged["env"] = env
+    return merged
 
 
 def profile_summary(parsed: BenchmarkOutput) -> dict:
