@@ -126,6 +126,12 @@ class AdbDaemon:
         """How ``adb connect`` will name this device (``host:port``)."""
         return f"{self.config.host}:{self.port}"
 
+    @property
+    def open_connections(self) -> int:
+        """Connections being served now (bounded by ``max_connections``)."""
+        with self._lock:
+            return len(self._connections)
+
     def start(self) -> int:
         """Bind, listen and serve in a background thread; return the bound port."""
         if self._thread is not None:

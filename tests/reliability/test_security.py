@@ -123,18 +123,26 @@ def test_a_pushed_symlink_pointing_out_is_refused(start_daemon, tmp_path):
     assert not os.path.lexists(Path(daemon.sandbox.root, "data/local/tmp/link"))
 
 
+def _wait_until(condition, seconds: float = 20.0) -> None:
+    """Poll (a busy CI machine is slow, never wrong): fail only after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
 def test_connections_are_bounded(start_daemon):
     daemon = start_daemon(max_connections=3)
     held = [socket.create_connection(("127.0.0.1", daemon.port)) for _ in range(3)]
     try:
-        time.sleep(0.3)
+        _wait_until(lambda: daemon.open_connections == 3)
         extra = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
         assert extra.recv(1) == b""  # turned away at once
         extra.close()
     finally:
         for s in held:
             s.close()
-    time.sleep(0.5)
+    _wait_until(lambda: daemon.open_connections == 0)
     dev = _adb_shell(daemon.port, timeout=10)  # and served again once they are gone
     assert dev.shell("echo back") == "back\n"
     dev.close()
