@@ -46,8 +46,9 @@ class CellResult:
     ci_high_us: float | None = None
     accuracy: float | None = None
     verdict: str | None = None  # harness.measure.compare's verdict vs the baseline
-    change: float | None = None  # relative latency change vs the baseline
+    change: float | None = None  # relative change of the median vs the baseline
     note: str | None = None
+    shift: float | None = None  # the typical sample's (Hodges-Lehmann), what the verdict uses
 
     @property
     def outcome(self) -> str:
@@ -71,6 +72,7 @@ class CellResult:
             "accuracy": self.accuracy,
             "verdict": self.verdict,
             "change": self.change,
+            "shift": self.shift,
             "note": self.note,
         }
 
@@ -187,6 +189,7 @@ def _result(cell: Cell, stored, verdict, lost: str | None) -> CellResult:
         verdict.verdict if verdict else None,
         latency_change.change if latency_change else None,
         verdict.note if verdict else None,
+        latency_change.shift if latency_change else None,
     )
 
 

@@ -66,6 +66,7 @@ def test_previous_night_is_the_baseline_and_a_slowdown_is_a_regression(any_store
     )
     by_variant = {c.cell.variant: c for c in result.cells}
     assert by_variant["fp32"].verdict == "slower" and by_variant["fp32"].change > 0.15
+    assert by_variant["fp32"].to_dict()["shift"] > 0.15  # what the verdict rests on
     assert by_variant["int8"].verdict == "same"
     assert by_variant["fp16"].status == "lost" and "--resume" in by_variant["fp16"].reason
     assert result.exit_code == 1 and len(result.regressions) == 1
