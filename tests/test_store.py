@@ -77,6 +77,36 @@ def test_schema_version_row(url):
         assert len(conn.execute(select(schema.meta)).all()) == 1
 
 
+def test_a_version_1_store_is_migrated(url):
+    """A store made before cell_rounds existed: opening it adds the table, says v2."""
+    store = Store(url)
+    with store.engine.begin() as conn:
+        schema.cell_rounds.drop(conn)
+        conn.execute(update(schema.meta).values(value="1"))
+    run_id = store.create_run({"m": 1})
+    store = Store(url)
+    with store.engine.connect() as conn:
+        assert conn.execute(select(schema.meta.c.value)).scalar() == str(schema.SCHEMA_VERSION)
+    assert store.add_round(run_id, _record().cell, 0, {"invoke_us": [1.0]})
+    assert store.get_run(run_id).config == {"m": 1}
+
+
+def test_rounds_are_kept_until_their_cell_is_committed(url):
+    store = Store(url)
+    run_id = store.create_run({})
+    a, b = _record("fp32"), _record("int8")
+    assert store.add_round(run_id, a.cell, 0, {"invoke_us": [1.0], "round": 0})
+    assert store.add_round(run_id, a.cell, 1, {"invoke_us": [2.0], "round": 1})
+    assert not store.add_round(run_id, a.cell, 1, {"invoke_us": [9.0]})  # never twice
+    assert store.add_round(run_id, b.cell, 1, {"round": 1})  # round 0 missing: unusable
+    held = store.rounds(run_id)
+    assert [d["round"] for d in held[a.cell.key]] == [0, 1]
+    assert held[b.cell.key] == []
+    assert store.add_cell(run_id, a)
+    assert a.cell.key not in store.rounds(run_id)  # folded into the record
+    assert store.rounds(store.create_run({})) == {}
+
+
 def test_a_newer_schema_is_refused(url):
     store = Store(url)
     with store.engine.begin() as conn:

@@ -136,3 +136,40 @@ def test_per_round_splits_runs_and_seconds():
     assert t.per_round(2).min_secs == pytest.approx(1.0)
     few = TimingConfig(runs=2, rounds=3)  # fewer runs than rounds: one run per round
     assert few.round_count() == 2 and [few.per_round(r).runs for r in range(2)] == [1, 1]
+
+
+def test_a_resumed_cell_runs_only_its_missing_rounds(fp32, tmp_path):
+    """Rounds 0 and 1 done before a crash: the resume runs round 2 alone and merges."""
+    model, sha = fp32
+    timing = TimingConfig(runs=6, warmup=0, rounds=3)
+    kept: list[tuple[str, int]] = []
+    first = run_cells(
+        LocalDevice(tmp_path / "dev"),
+        [_cell("a", model, sha), _cell("b", model, sha, "xnnpack")],
+        timing,
+        None,
+        on_round=lambda c, r, doc: kept.append((c.id, r)),
+    )
+    full = {c.id: doc for c, doc in first}
+    assert sorted(kept) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]  # never the last round
+    assert full["a"]["rounds"] == 3
+
+    earlier = [{"invoke_us": [1.0, 2.0], "e2e_us": [3.0, 4.0], "init_us": 7.0, "status": "ok"}]
+    earlier.append(dict(earlier[0], init_us=9.0))
+    root = tmp_path / "resumed"
+    resumed = {
+        c.id: d
+        for c, d in run_cells(
+            LocalDevice(root),
+            [_cell("a", model, sha)],
+            timing,
+            None,
+            done_rounds={"a": earlier},
+            on_round=lambda *_: pytest.fail("the last round is not kept as a part"),
+        )
+    }
+    doc = resumed["a"]
+    assert doc["status"] == "ok" and doc["rounds"] == 3
+    assert doc["invoke_us"][:4] == [1.0, 2.0, 1.0, 2.0] and len(doc["invoke_us"]) == 6
+    assert doc["init_us_rounds"][:2] == [7.0, 9.0]
+    assert [p.name for p in sorted(root.glob("job-*.json"))] == ["job-r2-1.json"]

@@ -70,7 +70,10 @@ def run_sweep(
     on_cell: Callable[[CellRecord], None] = lambda _: None,
     command: str | None = None,
 ) -> str:
-    """Measure every cell not yet stored under `run_id` (a new run when None)."""
+    """Measure every cell not yet stored under `run_id` (a new run when None).
+
+    Each finished cell is committed at once, and so is each finished round of a cell
+    still going: a resumed run takes every cell up at its next round."""
     variants, cells = plan_run(spec)
     runner = runner_for_device(device, spec)
     data = load_eval(spec.eval_path, variants[0].info.inputs[0]) if spec.eval_path else None
@@ -90,9 +93,24 @@ def run_sweep(
         cell_of[jc.id] = c
         job.append(jc)
 
+    stored_rounds = store.rounds(run_id)
+    done_rounds = {i: stored_rounds[c.key] for i, c in cell_of.items() if c.key in stored_rounds}
+
+    def keep_round(jc: JobCell, r: int, doc: dict) -> None:
+        if jc.id in cell_of:  # reference-only passes have one round
+            store.add_round(run_id, cell_of[jc.id], r, doc)
+
     _record_snapshot(store, run_id, device, "before")
     try:
-        for jc, raw in runner(device, job, spec.timing, spec.eval_path if data else None):
+        rows = runner(
+            device,
+            job,
+            spec.timing,
+            spec.eval_path if data else None,
+            done_rounds=done_rounds,
+            on_round=keep_round,
+        )
+        for jc, raw in rows:
             outputs = (raw.get("eval") or {}).get("outputs")
             if jc.id not in cell_of:  # a reference-only pass: keep its outputs for drift
                 references[next(m for m, r in ref_of.items() if r.id == jc.id)] = outputs

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -65,8 +65,16 @@ class TimingConfig:
         )
 
 
+RoundHook = Callable[[JobCell, int, dict], None]
+
+
 def run_cells(
-    device: Device, cells: list[JobCell], timing: TimingConfig, eval_file: Path | None
+    device: Device,
+    cells: list[JobCell],
+    timing: TimingConfig,
+    eval_file: Path | None,
+    done_rounds: dict[str, list[dict]] | None = None,
+    on_round: RoundHook | None = None,
 ) -> Iterator[tuple[JobCell, dict]]:
     """Yield (cell, raw result) per cell once all its rounds are done.
 
@@ -74,20 +82,29 @@ def run_cells(
     fresh runner, so slow drift (heat, background load) spreads over all cells instead
     of landing on one. Outputs for accuracy are taken in the last round; a cell that
     fails in any round is reported failed at once and leaves the later rounds.
+    `done_rounds` (cell id -> raw docs of rounds already finished, from a sweep that
+    died) lets a cell resume at its next round; `on_round` hears of each finished
+    round that is not the cell's last, so the caller can keep it.
     """
     staged = _Staged(device)
-    parts: dict[str, list[dict]] = {c.id: [] for c in cells}
-    live = list(cells)
     rounds = timing.round_count()
+    # a resumed cell's finished rounds, never all of them: the last one takes the outputs
+    parts = {c.id: list((done_rounds or {}).get(c.id, []))[: rounds - 1] for c in cells}
+    live = list(cells)
     for r in range(rounds):
         last = r == rounds - 1
-        todo = [c for c in live if c.timing or r == 0]  # eval-only cells run once
+        # a cell runs round r once its earlier rounds are done; eval-only cells run once
+        todo = [c for c in live if (len(parts[c.id]) == r if c.timing else r == 0)]
+        if not todo:
+            continue
         evals = {c.id for c in todo if last or not c.timing}
         share = timing.per_round(r)
         for cell, doc in _run_round(staged, todo, share, eval_file, evals, f"r{r}"):
             done = last or not cell.timing or doc.get("status") != "ok"
             if not done:
                 parts[cell.id].append(doc)
+                if on_round:
+                    on_round(cell, r, doc)
                 continue
             live.remove(cell)
             ok = doc.get("status") == "ok"

@@ -17,7 +17,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Migrations, by the version they lead to; each runs once, in order, when an older
+# store is opened (create_all has already added any new table by then).
+#   2: cell_rounds (additive: nothing to rewrite)
 
 metadata = MetaData()
 
@@ -80,4 +83,18 @@ snapshots = Table(
     Column("phase", String(16), nullable=False),  # before | after
     Column("taken_at", DateTime(timezone=True), nullable=False),
     Column("data", JSON, nullable=False),
+)
+
+# The rounds a cell has finished, kept until the cell itself is committed (then
+# deleted in the same transaction): a sweep that dies in round 3 resumes at round 3.
+cell_rounds = Table(
+    "cell_rounds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.run_id"), nullable=False, index=True),
+    Column("cell_key", String(512), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("doc", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("run_id", "cell_key", "round", name="uq_cell_rounds"),
 )

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, make_url, select, update
+from sqlalchemy import create_engine, delete, insert, make_url, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, SQLAlchemyError
 
@@ -148,9 +148,46 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(schema.cells).values(**row))
+                conn.execute(  # its rounds live on in the record now
+                    delete(schema.cell_rounds).where(
+                        schema.cell_rounds.c.run_id == run_id,
+                        schema.cell_rounds.c.cell_key == c.key,
+                    )
+                )
         except IntegrityError:
             return False
         return True
+
+    def add_round(self, run_id: str, cell: Cell, round_index: int, doc: dict) -> bool:
+        """Commit one finished round of a cell not yet finished; False if already held."""
+        row = {
+            "run_id": run_id,
+            "cell_key": cell.key,
+            "round": round_index,
+            "doc": doc,
+            "created_at": _now(),
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(schema.cell_rounds).values(**row))
+        except IntegrityError:
+            return False
+        return True
+
+    def rounds(self, run_id: str) -> dict[str, list[dict]]:
+        """cell key -> the raw docs of its finished rounds 0, 1, ... (gapless prefix)."""
+        q = (
+            select(schema.cell_rounds)
+            .where(schema.cell_rounds.c.run_id == run_id)
+            .order_by(schema.cell_rounds.c.cell_key, schema.cell_rounds.c.round)
+        )
+        out: dict[str, list[dict]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(q):
+                docs = out.setdefault(r.cell_key, [])
+                if r.round == len(docs):
+                    docs.append(r.doc)
+        return out
 
     def cells(self, run_id: str) -> list[CellRecord]:
         """Every stored cell of a run, in the order they were committed."""
@@ -214,6 +251,13 @@ class Store:
                     raise HarnessError(
                         f"store {self.display_url} has schema {row[0]}, newer than this "
                         f"harness understands ({schema.SCHEMA_VERSION}); upgrade"
+                    )
+                elif int(row[0]) < schema.SCHEMA_VERSION:
+                    # every migration so far only adds tables, which create_all did
+                    conn.execute(
+                        update(schema.meta)
+                        .where(schema.meta.c.key == "schema_version")
+                        .values(value=str(schema.SCHEMA_VERSION))
                     )
         except DatabaseError as exc:  # also "file is not a database"
             raise HarnessError(f"cannot open store {self.display_url}: {_first_line(exc)}") from exc

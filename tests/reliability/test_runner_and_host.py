@@ -153,3 +153,51 @@ def test_host_killed_mid_sweep_then_resumed(board, variants, digits, store_url):
     after = {r.cell.key: r for r in store.cells(run.run_id)}
     for key, record in before.items():  # what was stored before the kill is kept as is
         assert after[key].samples == record.samples
+
+
+def test_host_killed_in_the_last_round_resumes_at_that_round(board, variants, store_url):
+    """3 rounds; the 3rd round's runner stalls, the host is SIGKILLed there. The resume
+    runs round 3 only: the rounds stored before the kill open each cell's samples."""
+    b = board("stall:shell:match=job-r2:seconds=60")  # fires once: not on the resume
+    spec = small_spec(variants, b.serial, None)
+    args = ["run", spec.model, "--device", b.serial, "--variants", "fp32,int8"]
+    args += ["--delegates", "cpu,xnnpack", "--runs", "6", "--warmup", "0", "--rounds", "3"]
+    env = dict(os.environ, HARNESS_STREAM_IDLE_TIMEOUT="120")
+    host = subprocess.Popen(
+        harness_argv(*args, "--store", store_url), env=env, start_new_session=True
+    )
+    store = Store(store_url)
+    try:
+        deadline = time.monotonic() + 120
+        held: dict = {}
+        while time.monotonic() < deadline and host.poll() is None:
+            runs = store.list_runs()
+            held = store.rounds(runs[0].run_id) if runs else {}
+            stalled = b.fired() >= 1  # round 3's runner has started, and hangs
+            if stalled and len(held) == 4 and all(len(docs) == 2 for docs in held.values()):
+                break
+            time.sleep(0.05)
+        assert host.poll() is None, "the host finished before it could be killed"
+        os.killpg(host.pid, signal.SIGKILL)
+    finally:
+        host.wait()
+    (run,) = store.list_runs()
+    assert store.cells(run.run_id) == []  # no cell had finished: only rounds were kept
+
+    resumed = subprocess.run(
+        harness_argv("run", "--resume", run.run_id, "--store", store_url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    outcome = _check(
+        "host SIGKILLed in round 3, resumed there", b, spec, store_url, run.run_id, 0, 1
+    )
+    assert set(outcome.statuses.values()) == {"ok"}, [r for r in outcome.reasons.values() if r]
+    for record in store.cells(run.run_id):
+        kept = [x for doc in held[record.cell.key] for x in doc["invoke_us"]]
+        assert record.extra["rounds"] == 3 and len(kept) == 4
+        assert record.samples["invoke_us"][:4] == kept  # measured once, never again
+        assert len(record.samples["invoke_us"]) == 6
+    assert store.rounds(run.run_id) == {}

@@ -39,7 +39,7 @@ from harness.errors import DeviceError, HarnessError
 from harness.runners.benchmark_model import flags as F
 from harness.runners.benchmark_model.parse import BenchmarkOutput, parse_output, tail
 from harness.runners.benchmark_model.tools import ToolBinary, binary_for_abi, missing_message
-from harness.runners.python_runner import JobCell, TimingConfig
+from harness.runners.python_runner import JobCell, RoundHook, TimingConfig
 
 OUTPUTS_DIR = "bm-outputs"
 MAX_OUTPUT_FILE = 256 << 20
@@ -70,10 +70,13 @@ def run_cells(
     cells: list[JobCell],
     timing: TimingConfig,
     eval_file: Path | None,
+    done_rounds: dict[str, list[dict]] | None = None,
+    on_round: RoundHook | None = None,
     options: F.BenchmarkOptions | None = None,
 ) -> Iterator[tuple[JobCell, dict]]:
-    """Yield (cell, raw result) for every cell, in order. Raises HarnessError only when
-    no binary is provisioned for the device's ABI (the message names both commands)."""
+    """Yield (cell, raw result) for every cell. Raises HarnessError only when no binary
+    is provisioned for the device's ABI (the message names both commands).
+    `done_rounds`/`on_round` resume and keep rounds as python_runner.run_cells does."""
     options = options or F.BenchmarkOptions()
     session = Session.prepare(device, options)
     if session.error:
@@ -81,12 +84,13 @@ def run_cells(
             yield cell, {"status": "failed", "reason": session.error, "env": session.env}
         return
     eval_x = load_eval_x(eval_file, options.eval_limit) if eval_file else None
-    parts: dict[str, list[dict]] = {}
-    live, started = list(cells), False
     rounds = timing.round_count()
+    parts = {c.id: list((done_rounds or {}).get(c.id, []))[: rounds - 1] for c in cells}
+    live, started = list(cells), False
     for r in range(rounds):
         last = r == rounds - 1
-        for cell in [c for c in live if c.timing or r == 0]:  # eval-only cells run once
+        # a cell runs round r once its earlier rounds are done; eval-only cells run once
+        for cell in [c for c in live if (len(parts[c.id]) == r if c.timing else r == 0)]:
             final = last or not cell.timing
             if started and options.cooldown_s:
                 session.cool_down()
@@ -96,10 +100,12 @@ def run_cells(
             except DeviceError as exc:
                 raw = {"status": "failed", "reason": f"device error: {exc}", "env": session.env}
             if raw["status"] == "ok" and not final:
-                parts.setdefault(cell.id, []).append(raw)
+                parts[cell.id].append(raw)
+                if on_round:
+                    on_round(cell, r, raw)
                 continue
             live.remove(cell)
-            done = [*parts.pop(cell.id, []), raw]
+            done = [*parts.pop(cell.id), raw]
             yield cell, pool_rounds(done) if raw["status"] == "ok" else raw
 
 
