@@ -231,33 +231,19 @@ class ServerTransport:
     # -- shell ------------------------------------------------------------------------
 
     def shell(self, command: str, timeout: float) -> ShellResult:
-        if "shell_v2" in self.features():
-            return self._shell_v2(command, timeout)
-        return self._shell_legacy(command, timeout)
-
-    def _shell_v2(self, command: str, timeout: float) -> ShellResult:
-        with self._open(f"shell,v2,raw:{command}", timeout) as conn:
-            conn.send(struct.pack("<BI", _CLOSE_STDIN, 0))  # no stdin: EOF at once
-            out, err = bytearray(), bytearray()
-            while True:
-                head = _read_or_eof(conn, 5)
-                if head is None:
-                    raise DeviceError(
-                        f"{self.serial}: the shell ended without an exit status (connection lost?)"
-                    )
-                kind, length = struct.unpack("<BI", head)
-                if len(out) + len(err) + length > MAX_SHELL_OUTPUT:
-                    raise DeviceError(
-                        f"{self.serial}: command output over {MAX_SHELL_OUTPUT >> 20} MiB"
-                    )
-                payload = conn.read_exact(length)
-                if kind == _STDOUT:
-                    out += payload
-                elif kind == _STDERR:
-                    err += payload
-                elif kind == _EXIT:
-                    code = payload[0] if payload else 255
-                    return ShellResult(code, _decode(out), _decode(err))
+        if "shell_v2" not in self.features():
+            return self._shell_legacy(command, timeout)
+        out = bytearray()
+        stream = self._stream_v2(command, timeout, None)
+        while True:
+            try:
+                out += next(stream)
+            except StopIteration as done:
+                return ShellResult(done.value.exit_code, _decode(out), done.value.stderr)
+            if len(out) > MAX_SHELL_OUTPUT:
+                raise DeviceError(
+                    f"{self.serial}: command output over {MAX_SHELL_OUTPUT >> 20} MiB"
+                )
 
     def shell_stream(
         self, command: str, timeout: float, idle: float
@@ -268,8 +254,14 @@ class ServerTransport:
             with self._open(f"shell:{wrap_with_sentinel(command, nonce)}", timeout, idle) as conn:
                 chunks = iter(lambda: conn.read_some(1 << 16), b"")
                 return (yield from sentinel_stream(chunks, nonce, self.serial))
+        return (yield from self._stream_v2(command, timeout, idle))
+
+    def _stream_v2(
+        self, command: str, timeout: float, idle: float | None
+    ) -> Generator[bytes, None, ShellResult]:
+        """The shell protocol: stdout packets yielded, stderr kept, the real exit code."""
         with self._open(f"shell,v2,raw:{command}", timeout, idle) as conn:
-            conn.send(struct.pack("<BI", _CLOSE_STDIN, 0))
+            conn.send(struct.pack("<BI", _CLOSE_STDIN, 0))  # no stdin: EOF at once
             err = bytearray()
             while True:
                 head = _read_or_eof(conn, 5)
@@ -278,8 +270,10 @@ class ServerTransport:
                         f"{self.serial}: the shell ended without an exit status (connection lost?)"
                     )
                 kind, length = struct.unpack("<BI", head)
-                if length > MAX_SHELL_OUTPUT or len(err) + length > MAX_SHELL_OUTPUT:
-                    raise DeviceError(f"{self.serial}: shell packet over the output limit")
+                if len(err) + length > MAX_SHELL_OUTPUT:
+                    raise DeviceError(
+                        f"{self.serial}: command output over {MAX_SHELL_OUTPUT >> 20} MiB"
+                    )
                 payload = conn.read_exact(length)
                 if kind == _STDOUT:
                     yield payload

@@ -68,6 +68,44 @@ class TimingConfig:
 RoundHook = Callable[[JobCell, int, dict], None]
 
 
+class RoundBook:
+    """The interleaved-rounds schedule both runners follow, and the rounds each cell has
+    finished (resumed from a sweep that died, or new). Round r runs every live cell
+    that has finished rounds 0..r-1; eval-only cells (timing off) run once, in round 0;
+    a cell leaves after its last round or its first failed one."""
+
+    def __init__(
+        self,
+        cells: list[JobCell],
+        timing: TimingConfig,
+        done_rounds: dict[str, list[dict]] | None = None,
+        on_round: RoundHook | None = None,
+    ):
+        self.rounds = timing.round_count()
+        # never all rounds resumed: the last one takes the outputs for accuracy
+        done = done_rounds or {}
+        self._parts = {c.id: list(done.get(c.id, []))[: self.rounds - 1] for c in cells}
+        self._live = list(cells)
+        self._on_round = on_round
+
+    def due(self, r: int) -> list[JobCell]:
+        return [c for c in self._live if (len(self._parts[c.id]) == r if c.timing else r == 0)]
+
+    def is_final(self, cell: JobCell, r: int) -> bool:
+        return r == self.rounds - 1 or not cell.timing
+
+    def record(self, cell: JobCell, r: int, doc: dict) -> list[dict] | None:
+        """Keep an ok round that is not the cell's last (None); else the cell is done:
+        every round it ran, this one last."""
+        if doc.get("status") == "ok" and not self.is_final(cell, r):
+            self._parts[cell.id].append(doc)
+            if self._on_round:
+                self._on_round(cell, r, doc)
+            return None
+        self._live.remove(cell)
+        return [*self._parts.pop(cell.id), doc]
+
+
 def run_cells(
     device: Device,
     cells: list[JobCell],
@@ -87,28 +125,17 @@ def run_cells(
     round that is not the cell's last, so the caller can keep it.
     """
     staged = _Staged(device)
-    rounds = timing.round_count()
-    # a resumed cell's finished rounds, never all of them: the last one takes the outputs
-    parts = {c.id: list((done_rounds or {}).get(c.id, []))[: rounds - 1] for c in cells}
-    live = list(cells)
-    for r in range(rounds):
-        last = r == rounds - 1
-        # a cell runs round r once its earlier rounds are done; eval-only cells run once
-        todo = [c for c in live if (len(parts[c.id]) == r if c.timing else r == 0)]
+    book = RoundBook(cells, timing, done_rounds, on_round)
+    for r in range(book.rounds):
+        todo = book.due(r)
         if not todo:
             continue
-        evals = {c.id for c in todo if last or not c.timing}
+        evals = {c.id for c in todo if book.is_final(c, r)}
         share = timing.per_round(r)
         for cell, doc in _run_round(staged, todo, share, eval_file, evals, f"r{r}"):
-            done = last or not cell.timing or doc.get("status") != "ok"
-            if not done:
-                parts[cell.id].append(doc)
-                if on_round:
-                    on_round(cell, r, doc)
-                continue
-            live.remove(cell)
-            ok = doc.get("status") == "ok"
-            yield cell, merge_rounds([*parts.pop(cell.id), doc]) if ok else doc
+            docs = book.record(cell, r, doc)
+            if docs is not None:
+                yield cell, merge_rounds(docs) if doc.get("status") == "ok" else doc
 
 
 def job_timeout(timing: TimingConfig, cells: list[JobCell]) -> float:

@@ -50,6 +50,29 @@ def _kill_hung_workers(workdir, stop: threading.Event, killed: list[int]) -> Non
         stop.wait(0.05)
 
 
+def _kill_host_when(argv, env, ready) -> None:
+    """Start the host (`harness run ...`) and SIGKILL its whole group once ready()."""
+    host = subprocess.Popen(argv, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and host.poll() is None and not ready():
+            time.sleep(0.02)
+        assert host.poll() is None, "the host finished before it could be killed"
+        os.killpg(host.pid, signal.SIGKILL)
+    finally:
+        host.wait()
+
+
+def _resume(run_id: str, store_url: str) -> None:
+    resumed = subprocess.run(
+        harness_argv("run", "--resume", run_id, "--store", store_url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+
+
 def _check(name, board, spec, store_url, run_id, refused, injected):
     outcome = audit(spec, store_url, run_id, refused)
     TALLY.record(name, injected, outcome.lost, outcome.duplicated)
@@ -122,31 +145,19 @@ def test_host_killed_mid_sweep_then_resumed(board, variants, digits, store_url):
         store_url,
     ]
     env = dict(os.environ, HARNESS_ADB_TIMEOUT="30")
-    host = subprocess.Popen(harness_argv(*args), env=env, start_new_session=True)
     store = Store(store_url)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and host.poll() is None:
-            runs = store.list_runs()
-            if runs and store.done_keys(runs[0].run_id):
-                break
-            time.sleep(0.02)
-        assert host.poll() is None, "the host finished before it could be killed"
-        os.killpg(host.pid, signal.SIGKILL)
-    finally:
-        host.wait()
+
+    def first_cell_stored() -> bool:
+        runs = store.list_runs()
+        return bool(runs and store.done_keys(runs[0].run_id))
+
+    _kill_host_when(harness_argv(*args), env, first_cell_stored)
     (run,) = store.list_runs()
     assert run.status == "running"  # SIGKILL: nothing got to mark it interrupted
     before = {r.cell.key: r for r in store.cells(run.run_id)}
     assert 1 <= len(before) < 4
 
-    resumed = subprocess.run(
-        harness_argv("run", "--resume", run.run_id, "--store", store_url),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    _resume(run.run_id, store_url)
     outcome = _check("host SIGKILLed, then --resume", b, spec, store_url, run.run_id, 0, 1)
     assert set(outcome.statuses.values()) == {"ok"}, outcome.reasons
     assert store.get_run(run.run_id).status == "complete"
@@ -163,34 +174,21 @@ def test_host_killed_in_the_last_round_resumes_at_that_round(board, variants, st
     args = ["run", spec.model, "--device", b.serial, "--variants", "fp32,int8"]
     args += ["--delegates", "cpu,xnnpack", "--runs", "6", "--warmup", "0", "--rounds", "3"]
     env = dict(os.environ, HARNESS_STREAM_IDLE_TIMEOUT="120")
-    host = subprocess.Popen(
-        harness_argv(*args, "--store", store_url), env=env, start_new_session=True
-    )
     store = Store(store_url)
-    try:
-        deadline = time.monotonic() + 120
-        held: dict = {}
-        while time.monotonic() < deadline and host.poll() is None:
-            runs = store.list_runs()
-            held = store.rounds(runs[0].run_id) if runs else {}
-            stalled = b.fired() >= 1  # round 3's runner has started, and hangs
-            if stalled and len(held) == 4 and all(len(docs) == 2 for docs in held.values()):
-                break
-            time.sleep(0.05)
-        assert host.poll() is None, "the host finished before it could be killed"
-        os.killpg(host.pid, signal.SIGKILL)
-    finally:
-        host.wait()
+    held: dict = {}
+
+    def rounds_stored_and_round_3_hangs() -> bool:
+        nonlocal held
+        runs = store.list_runs()
+        held = store.rounds(runs[0].run_id) if runs else {}
+        stalled = b.fired() >= 1  # round 3's runner has started, and hangs
+        return stalled and len(held) == 4 and all(len(docs) == 2 for docs in held.values())
+
+    _kill_host_when(harness_argv(*args, "--store", store_url), env, rounds_stored_and_round_3_hangs)
     (run,) = store.list_runs()
     assert store.cells(run.run_id) == []  # no cell had finished: only rounds were kept
 
-    resumed = subprocess.run(
-        harness_argv("run", "--resume", run.run_id, "--store", store_url),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    _resume(run.run_id, store_url)
     outcome = _check(
         "host SIGKILLed in round 3, resumed there", b, spec, store_url, run.run_id, 0, 1
     )

@@ -39,7 +39,7 @@ from harness.errors import DeviceError, HarnessError
 from harness.runners.benchmark_model import flags as F
 from harness.runners.benchmark_model.parse import BenchmarkOutput, parse_output, tail
 from harness.runners.benchmark_model.tools import ToolBinary, binary_for_abi, missing_message
-from harness.runners.python_runner import JobCell, RoundHook, TimingConfig
+from harness.runners.python_runner import JobCell, RoundBook, RoundHook, TimingConfig
 
 OUTPUTS_DIR = "bm-outputs"
 MAX_OUTPUT_FILE = 256 << 20
@@ -84,14 +84,11 @@ def run_cells(
             yield cell, {"status": "failed", "reason": session.error, "env": session.env}
         return
     eval_x = load_eval_x(eval_file, options.eval_limit) if eval_file else None
-    rounds = timing.round_count()
-    parts = {c.id: list((done_rounds or {}).get(c.id, []))[: rounds - 1] for c in cells}
-    live, started = list(cells), False
-    for r in range(rounds):
-        last = r == rounds - 1
-        # a cell runs round r once its earlier rounds are done; eval-only cells run once
-        for cell in [c for c in live if (len(parts[c.id]) == r if c.timing else r == 0)]:
-            final = last or not cell.timing
+    book = RoundBook(cells, timing, done_rounds, on_round)
+    started = False
+    for r in range(book.rounds):
+        for cell in book.due(r):
+            final = book.is_final(cell, r)
             if started and options.cooldown_s:
                 session.cool_down()
             started = True
@@ -99,14 +96,9 @@ def run_cells(
                 raw = session.run_cell(cell, timing.per_round(r), eval_x if final else None, final)
             except DeviceError as exc:
                 raw = {"status": "failed", "reason": f"device error: {exc}", "env": session.env}
-            if raw["status"] == "ok" and not final:
-                parts[cell.id].append(raw)
-                if on_round:
-                    on_round(cell, r, raw)
-                continue
-            live.remove(cell)
-            done = [*parts.pop(cell.id), raw]
-            yield cell, pool_rounds(done) if raw["status"] == "ok" else raw
+            docs = book.record(cell, r, raw)
+            if docs is not None:
+                yield cell, pool_rounds(docs) if raw["status"] == "ok" else raw
 
 
 @dataclass
