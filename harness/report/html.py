@@ -13,7 +13,7 @@ from harness.cells import CellRecord
 from harness.report.document import pareto_flags
 from harness.report.environment import display_status, environment_section, warnings
 from harness.report.page import page
-from harness.report.recommend import Pick, format_us
+from harness.report.recommend import Pick, format_latency, format_us
 from harness.report.svg import BreakdownRow, ScatterPoint, breakdown_chart, esc, scatter_chart
 from harness.store.store import RunInfo
 
@@ -89,16 +89,13 @@ def _slo_section(picks: Sequence[Pick]) -> str:
         if b.min_accuracy is not None:
             want += f", accuracy ≥ {b.min_accuracy:g}"
         if p.best:
-            best = f"{p.best.label} ({format_us(p.best.latency_us)}, {_acc(p.best.accuracy)})"
+            best = f"{p.best.label} ({format_latency(p.best)}, {_acc(p.best.accuracy)})"
         else:
             best = "NOT MET" + (
-                f" — fastest {p.fastest.label} at {format_us(p.fastest.latency_us)}"
-                if p.fastest
-                else ""
+                f" — fastest {p.fastest.label} at {format_latency(p.fastest)}" if p.fastest else ""
             )
         runner = (
-            f"{p.runner_up.label} ({format_us(p.runner_up.latency_us)}, "
-            f"{_acc(p.runner_up.accuracy)})"
+            f"{p.runner_up.label} ({format_latency(p.runner_up)}, {_acc(p.runner_up.accuracy)})"
             if p.runner_up
             else "-"
         )

@@ -158,11 +158,6 @@ def parse_slo(text: str) -> Budget:
     return Budget(max_latency_us=parse_latency(latency), metric=metric.strip().lower())
 
 
-def metric_us(record: CellRecord, metric: str) -> float | None:
-    """The record's latency by metric (µs), None when it was not measured."""
-    return metric_value(record, metric)[0]
-
-
 def metric_value(record: CellRecord, metric: str) -> tuple[float | None, str]:
     """(latency in µs or None, the statistic it is): the metric itself, or the mean
     standing in for the median of an aggregate-only cell that printed no median."""
@@ -286,18 +281,18 @@ def describe(pick: Pick) -> list[str]:
         lines = [f"{head}: NOT MET ({pick.eligible} of {pick.ok} ok cells qualify)"]
         if pick.fastest:
             lines.append(
-                f"  fastest: {pick.fastest.label} at {_lat(pick.fastest)}"
+                f"  fastest: {pick.fastest.label} at {format_latency(pick.fastest)}"
                 f" ({_acc(pick.fastest.accuracy)})"
             )
         return lines + [f"  note: {n}" for n in pick.notes]
     best = pick.best
     lines = [
         f"{head}: {pick.eligible} of {pick.ok} ok cells qualify",
-        f"  best:      {best.label}  {_lat(best)}  {_acc(best.accuracy)}",
+        f"  best:      {best.label}  {format_latency(best)}  {_acc(best.accuracy)}",
     ]
     if pick.runner_up:
         r = pick.runner_up
-        lines.append(f"  runner-up: {r.label}  {_lat(r)}  {_acc(r.accuracy)}")
+        lines.append(f"  runner-up: {r.label}  {format_latency(r)}  {_acc(r.accuracy)}")
         lines.append(f"             {_tradeoff(pick)}")
     return lines + [f"  note: {n}" for n in pick.notes]
 
@@ -317,7 +312,8 @@ def _tradeoff(pick: Pick) -> str:
     return f"{lat}, {acc}"
 
 
-def _lat(c: Candidate) -> str:
+def format_latency(c: Candidate) -> str:
+    """The candidate's latency, marked ᵐ when the mean stood in for the median."""
     return format_us(c.latency_us) + (" ᵐ" if c.statistic == "mean" else "")
 
 
