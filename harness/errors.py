@@ -19,3 +19,21 @@ class DeviceError(HarnessError):
     """A device is unreachable, unauthorized, or failed in a way no retry fixed."""
 
     exit_code = EXIT_DEVICE_ERROR
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from $name (default when unset); a bad value is a
+    user mistake, said in one line."""
+    import math
+    import os
+
+    text = os.environ.get(name, "")
+    if not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise HarnessError(f"${name} must be a positive number of seconds, not {text!r}")
+    return value

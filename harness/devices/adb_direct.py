@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from harness.devices.base import RemoteStat, ShellResult
-from harness.errors import DeviceError
+from harness.errors import DeviceError, env_seconds
 
 T = TypeVar("T")
 RETRIES = 2  # fresh connections tried after the first failure
@@ -46,7 +46,7 @@ def io_timeout() -> float:
     adb-shell notices a dropped TCP connection only when a read times out (ADB_SPEC.md
     §6.2), so this bounds how long a lost connection goes unnoticed during a transfer.
     """
-    return float(os.environ.get("HARNESS_ADB_TIMEOUT", "10"))
+    return env_seconds("HARNESS_ADB_TIMEOUT", 10.0)
 
 
 def _fast_checksum(data) -> int:

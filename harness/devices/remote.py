@@ -7,14 +7,13 @@ the same command line works on both.
 
 from __future__ import annotations
 
-import os
 import shlex
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from harness.devices.base import RemoteStat, ShellResult, Transport
-from harness.errors import DeviceError
+from harness.errors import DeviceError, env_seconds
 
 WORKDIR = "/data/local/tmp/harness"
 TIMEOUT = 60.0
@@ -26,7 +25,7 @@ def stream_idle_timeout() -> float:
 
     The runner prints a line at least every second, so 30 s of nothing is a stalled
     link or a frozen device, with room for a slow board to start Python."""
-    return float(os.environ.get("HARNESS_STREAM_IDLE_TIMEOUT", "30"))
+    return env_seconds("HARNESS_STREAM_IDLE_TIMEOUT", 30.0)
 
 
 def quote_argv(argv: list[str]) -> str:

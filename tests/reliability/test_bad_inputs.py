@@ -166,6 +166,23 @@ def test_a_bad_fault_spec_is_one_line(spec, word):
     assert_user_error(proc, word)
 
 
+@pytest.mark.bad_input("cli and config")
+@pytest.mark.parametrize(
+    "name, value",
+    [("HARNESS_ADB_TIMEOUT", "ten"), ("HARNESS_STREAM_IDLE_TIMEOUT", "-5")],
+)
+def test_a_bad_timeout_variable_is_one_line(name, value, start_daemon, variants, store_url):
+    daemon = start_daemon()
+    env = dict(os.environ, **{name: value})
+    proc = harness(
+        "run", variants.manifest_path.parent, "--device", daemon.serial, *QUICK,
+        "--store", store_url, env=env,
+    )  # fmt: skip
+    assert_user_error(proc, f"${name} must be a positive number of seconds")
+    store = Store(store_url)
+    assert not any(store.cells(r.run_id) for r in store.list_runs())  # nothing half-stored
+
+
 # ----------------------------------------------------------------------------- hostile names
 
 
