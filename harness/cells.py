@@ -1,4 +1,5 @@
-"""The values that flow through a run: Cell (what to measure) -> CellRecord (what was).
+"""The values that flow through a run: Cell (what to measure) -> CellRecord (what was),
+and LatencyStats (a series summarised), below both measure and store.
 
 Frozen dataclasses with to_dict/from_dict, so every arrow in the data flow produces
 something serialisable (see DESIGN.md).
@@ -8,9 +9,49 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from harness.measure.stats import LatencyStats
-
 STATUSES = ("ok", "unsupported", "failed")
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of one series of latency samples (microseconds).
+
+    From raw samples every field is set. Aggregate-only (a runner that prints summary
+    figures, not samples: Android's benchmark_model; see harness.measure.stats):
+    median/p90/p99/ci_low/ci_high/outliers may be None, p5/p95 set when printed.
+    """
+
+    n: int
+    median: float | None
+    p90: float | None
+    p99: float | None
+    mean: float
+    std: float
+    min: float
+    max: float
+    ci_low: float | None
+    ci_high: float | None
+    outliers: int | None
+    aggregate_only: bool = False
+    p5: float | None = None
+    p95: float | None = None
+
+    @property
+    def center(self) -> float:
+        """The median where known, else the mean (aggregate-only without a median)."""
+        return self.median if self.median is not None else self.mean
+
+    @property
+    def center_name(self) -> str:
+        return "median" if self.median is not None else "mean"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LatencyStats:
+        # Documents stored before a field existed lack it: the field's default applies.
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass(frozen=True)

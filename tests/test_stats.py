@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.cells import Cell, CellRecord
+from harness.cells import Cell, CellRecord, LatencyStats
 from harness.measure.accuracy import output_drift, top1_accuracy
 from harness.measure.pareto import pareto_front
-from harness.measure.stats import LatencyStats, count_outliers, latency_stats, median_ci
+from harness.measure.stats import count_outliers, latency_stats, median_ci
 from harness.measure.summarize import summarize
 
 

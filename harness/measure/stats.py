@@ -15,52 +15,12 @@ the median where known, else the mean.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from harness.cells import LatencyStats
+
 Z_95 = 1.959963984540054
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Summary of one series of latency samples (microseconds).
-
-    From raw samples every field is set. Aggregate-only (see the module docstring):
-    median/p90/p99/ci_low/ci_high/outliers may be None, p5/p95 set when printed.
-    """
-
-    n: int
-    median: float | None
-    p90: float | None
-    p99: float | None
-    mean: float
-    std: float
-    min: float
-    max: float
-    ci_low: float | None
-    ci_high: float | None
-    outliers: int | None
-    aggregate_only: bool = False
-    p5: float | None = None
-    p95: float | None = None
-
-    @property
-    def center(self) -> float:
-        """The median where known, else the mean (aggregate-only without a median)."""
-        return self.median if self.median is not None else self.mean
-
-    @property
-    def center_name(self) -> str:
-        return "median" if self.median is not None else "mean"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LatencyStats:
-        # Documents stored before a field existed lack it: the field's default applies.
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 def latency_stats(samples) -> LatencyStats | None:

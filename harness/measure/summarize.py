@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from harness.cells import Cell, CellRecord
+from harness.cells import Cell, CellRecord, LatencyStats
 from harness.measure.accuracy import output_drift, top1_accuracy
-from harness.measure.stats import LatencyStats, aggregate_stats, latency_stats
+from harness.measure.stats import aggregate_stats, latency_stats
 
 STATUSES = ("ok", "unsupported", "failed")
 

@@ -15,9 +15,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from harness.cells import CellRecord
+from harness.cells import CellRecord, LatencyStats
 from harness.errors import HarnessError
-from harness.measure.stats import Z_95, LatencyStats
+from harness.measure.stats import Z_95
 from harness.measure.steps import Step, detect_steps
 from harness.report.page import page
 from harness.report.recommend import format_us

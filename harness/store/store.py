@@ -12,9 +12,8 @@ from sqlalchemy import create_engine, delete, insert, make_url, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, SQLAlchemyError
 
-from harness.cells import Cell, CellRecord
+from harness.cells import Cell, CellRecord, LatencyStats
 from harness.errors import HarnessError
-from harness.measure.stats import LatencyStats
 from harness.store import schema
 
 STORE_ENV = "HARNESS_STORE"

@@ -8,11 +8,11 @@ import json
 import numpy as np
 from rich.console import Console
 
-from harness.cells import Cell, CellRecord
+from harness.cells import Cell, CellRecord, LatencyStats
 from harness.convert.delegate_support import compatibility_report
 from harness.convert.tflite_info import OpSpec, TensorSpec, TfliteInfo
 from harness.measure.compare import CompareConfig, compare_cell
-from harness.measure.stats import LatencyStats, aggregate_stats, latency_stats
+from harness.measure.stats import aggregate_stats, latency_stats
 from harness.measure.summarize import summarize
 from harness.report.console import render_run
 from harness.report.document import run_document

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.cells import Cell, CellRecord
+from harness.cells import Cell, CellRecord, LatencyStats
 from harness.errors import HarnessError
 from harness.measure.compare import (
     CompareConfig,
@@ -14,7 +14,7 @@ from harness.measure.compare import (
     compare_runs,
     parse_percent,
 )
-from harness.measure.stats import LatencyStats, latency_stats
+from harness.measure.stats import latency_stats
 
 CFG = CompareConfig()
 
