@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -147,7 +148,7 @@ def _android_options(command):
 
 
 @cli.command()
-@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.argument("models", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--device", default="local", show_default=True, help="Device to run on.")
 @click.option("--variants", help="Comma-separated variants (default: all in the manifest).")
 @click.option(
@@ -162,22 +163,31 @@ def _android_options(command):
     type=click.IntRange(min=1),
     default=100,
     show_default=True,
-    help="Timed invoke() runs per cell (a minimum when --min-secs is given).",
+    help="Timed invoke() runs per cell, shared over --rounds (a minimum with --min-secs).",
 )
 @click.option("--min-secs", type=click.FloatRange(min=0), help="Time each cell at least this long.")
 @click.option(
     "--warmup",
     type=click.IntRange(min=0),
-    default=10,
+    default=5,
     show_default=True,
     help="Warm-up runs per cell and round (not timed into the statistics).",
 )
 @click.option(
     "--rounds",
     type=click.IntRange(min=1),
-    default=3,
+    default=8,
     show_default=True,
-    help="Interleaved rounds: each cell's runs are split across them.",
+    help="Interleaved rounds (fresh processes): each cell's runs are split across them.",
+)
+@click.option(
+    "--precision",
+    help="Keep adding rounds until the 95% interval of each cell's median is this narrow "
+    "(e.g. 2%), or --max-time is spent.",
+)
+@click.option(
+    "--max-time",
+    help="With --precision: time budget of the whole run (e.g. 300s, 10m; default 10m).",
 )
 @click.option(
     "--cell-timeout",
@@ -206,7 +216,7 @@ def _android_options(command):
 @json_option("the run document")
 @_android_options
 def run(
-    model,
+    models,
     device,
     variants,
     delegates,
@@ -215,6 +225,8 @@ def run(
     min_secs,
     warmup,
     rounds,
+    precision,
+    max_time,
     cell_timeout,
     eval_path,
     store_url,
@@ -225,7 +237,10 @@ def run(
     as_json,
     **android,
 ) -> None:
-    """Time MODEL (a convert directory or a .tflite) on a device; store every sample."""
+    """Time MODELS (convert directories or .tflite files) on a device; store every sample.
+
+    Several models share every round (A/B in one run): judge them with
+    `harness compare RUN --a NAME --b NAME`."""
     from harness.devices.lock import device_lock
     from harness.devices.registry import open_device
     from harness.lab.plan import parse_delegates, parse_threads
@@ -238,13 +253,14 @@ def run(
     store = Store(store_url)
     if resume_id:
         spec = RunSpec.from_dict(store.get_run(resume_id).config)
-    elif model is None:
+    elif not models:
         raise HarnessError(
             "give a MODEL (a convert output directory or a .tflite) or --resume RUN_ID"
         )
     else:
         spec = RunSpec(
-            model=model,
+            model=models[0],
+            more_models=tuple(models[1:]),
             device=device,
             variants=tuple(v.strip() for v in variants.split(",") if v.strip())
             if variants
@@ -257,6 +273,7 @@ def run(
                 warmup=warmup,
                 rounds=rounds,
                 cell_timeout_s=cell_timeout,
+                **_precision(precision, max_time),
             ),
             eval_path=eval_path,
             runner_options=_runner_options(android),
@@ -285,6 +302,37 @@ def run(
     else:
         render_run(run_id, records)
         click.echo(f"stored in {store.display_url} as run {run_id}")
+
+
+def _precision(precision: str | None, max_time: str | None) -> dict:
+    """--precision and --max-time as TimingConfig fields, validated (one line, exit 2)."""
+    from harness.measure.compare import parse_percent
+
+    if precision is None:
+        if max_time is not None:
+            raise HarnessError("--max-time bounds --precision: give --precision too")
+        return {}
+    try:
+        target = parse_percent(precision)
+    except HarnessError:
+        target = -1.0
+    if not 0.001 <= target <= 0.5:
+        raise HarnessError(f"--precision {precision!r} must be a percentage from 0.1% to 50%")
+    seconds = _seconds(max_time) if max_time else 600.0
+    if not 1 <= seconds <= 7 * 86400:
+        raise HarnessError(f"--max-time {max_time!r} must be from 1s to 7 days")
+    return {"precision": target, "max_time_s": seconds}
+
+
+def _seconds(text: str) -> float:
+    """'90', '90s', '10m', '1.5h' -> seconds; NaN when unreadable (caught by the range)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    scale = units.get(text[-1:])
+    try:
+        return float(text[:-1] if scale else text) * (scale or 1)
+    except ValueError:
+        return math.nan
 
 
 def _runner_options(android: dict) -> dict:
@@ -331,7 +379,9 @@ def _progress(total: int, enabled: bool):
 
 @cli.command()
 @click.argument("baseline")
-@click.argument("candidate")
+@click.argument("candidate", required=False)
+@click.option("--a", "model_a", help="With one RUN: the baseline model of an A/B run.")
+@click.option("--b", "model_b", help="With one RUN: the candidate model of an A/B run.")
 @store_option
 @click.option(
     "--latency-threshold",
@@ -356,11 +406,25 @@ def _progress(total: int, enabled: bool):
 @click.option("--markdown", "fmt", flag_value="markdown", help="Print Markdown.")
 @click.option("--json", "fmt", flag_value="json", help="Print the comparison as JSON.")
 def compare(
-    baseline, candidate, store_url, latency_threshold, accuracy_threshold, alpha, fmt
+    baseline,
+    candidate,
+    model_a,
+    model_b,
+    store_url,
+    latency_threshold,
+    accuracy_threshold,
+    alpha,
+    fmt,
 ) -> None:
-    """Compare run CANDIDATE against run BASELINE cell by cell; exit 1 on a regression."""
+    """Compare run CANDIDATE against run BASELINE cell by cell, or model --b against
+    model --a inside one run (round by round); exit 1 on a regression."""
     from harness.errors import EXIT_REGRESSION
-    from harness.measure.compare import CompareConfig, compare_runs, parse_percent
+    from harness.measure.compare import (
+        CompareConfig,
+        compare_models,
+        compare_runs,
+        parse_percent,
+    )
     from harness.report.compare_view import (
         comparison_document,
         render_comparison,
@@ -374,11 +438,19 @@ def compare(
         alpha=alpha,
     )
     store = Store(store_url)
-    for run_id in (baseline, candidate):
-        store.get_run(run_id)  # an unknown id is a one-line error
-    result = compare_runs(
-        store.cells(baseline), store.cells(candidate), config, baseline, candidate
-    )
+    if model_a or model_b:
+        if not (model_a and model_b) or candidate:
+            raise HarnessError("an A/B comparison takes one RUN with both --a NAME and --b NAME")
+        store.get_run(baseline)  # an unknown id is a one-line error
+        result = compare_models(store.cells(baseline), model_a, model_b, config, baseline)
+    else:
+        if not candidate:
+            raise HarnessError("give BASELINE and CANDIDATE runs, or one RUN with --a and --b")
+        for run_id in (baseline, candidate):
+            store.get_run(run_id)
+        result = compare_runs(
+            store.cells(baseline), store.cells(candidate), config, baseline, candidate
+        )
     if fmt == "json":
         _echo_json(comparison_document(result))
     elif fmt == "markdown":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ from harness.cells import Cell, CellRecord
 from harness.convert.tflite_info import TensorSpec
 from harness.devices.base import Device
 from harness.errors import DeviceError, HarnessError
-from harness.lab.plan import REFERENCE, ModelVariant, expand, load_variants
+from harness.lab.plan import REFERENCE, ModelVariant, display_name, expand, load_variants
 from harness.measure.summarize import summarize
 from harness.runners.python_runner import JobCell, TimingConfig, run_cells
 from harness.store.store import Store
@@ -31,10 +31,20 @@ class RunSpec:
     timing: TimingConfig = field(default_factory=TimingConfig)
     eval_path: Path | None = None
     runner_options: dict = field(default_factory=dict)  # benchmark_model (Android) options
+    # more models in the same sweep (A/B): their cells share every round with model's
+    more_models: tuple[Path, ...] = ()
+
+    @property
+    def models(self) -> tuple[Path, ...]:
+        return (self.model, *self.more_models)
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        return d | {"model": str(self.model), "eval_path": str(self.eval_path or "") or None}
+        return d | {
+            "model": str(self.model),
+            "eval_path": str(self.eval_path or "") or None,
+            "more_models": [str(m) for m in self.more_models],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> RunSpec:
@@ -47,6 +57,7 @@ class RunSpec:
             timing=TimingConfig(**d["timing"]),
             eval_path=Path(d["eval_path"]) if d.get("eval_path") else None,
             runner_options=d.get("runner_options") or {},
+            more_models=tuple(Path(m) for m in d.get("more_models") or ()),
         )
 
 
@@ -58,8 +69,33 @@ class EvalData:
 
 def plan_run(spec: RunSpec) -> tuple[list[ModelVariant], list[Cell]]:
     """Validate the spec against the model files and expand it into cells."""
-    variants = load_variants(spec.model, spec.variants)
+    variants = model_variants(spec.models, spec.variants)
     return variants, expand(spec.device, variants, spec.delegates, spec.threads)
+
+
+def model_variants(paths: tuple[Path, ...], only: tuple[str, ...] | None) -> list[ModelVariant]:
+    """The variants of every model, each model under a name no other model has.
+
+    A model is named by its source (the manifest's source file, or the .tflite's stem);
+    when two models share that name (two convert outputs of `model.keras`), each of
+    them is named by its own directory or file name instead."""
+    paths = tuple(Path(p) for p in paths)
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise HarnessError("the same model is given twice")
+    found = [(p, load_variants(p, only)) for p in paths]
+    names = [vs[0].model for _, vs in found]
+    named = []
+    for (path, vs), name in zip(found, names, strict=True):
+        if names.count(name) > 1:
+            name = display_name(path.stem if path.is_file() else path.resolve().name)
+        named.append((name, vs))
+    final = [name for name, _ in named]
+    if len(set(final)) < len(final):
+        dup = next(n for n in final if final.count(n) > 1)
+        raise HarnessError(
+            f"two models would both be named {dup!r}: give them distinct file or directory names"
+        )
+    return [replace(v, model=name) for name, vs in named for v in vs]
 
 
 def run_sweep(
@@ -76,7 +112,11 @@ def run_sweep(
     still going: a resumed run takes every cell up at its next round."""
     variants, cells = plan_run(spec)
     runner = runner_for_device(device, spec)
-    data = load_eval(spec.eval_path, variants[0].info.inputs[0]) if spec.eval_path else None
+    data = None
+    if spec.eval_path:
+        firsts = {v.model: v for v in variants}  # every model must take the eval data
+        for v in firsts.values():
+            data = load_eval(spec.eval_path, v.info.inputs[0])
     if run_id is None:
         run_id = store.create_run(spec.to_dict(), command=command)
     done = store.done_keys(run_id)
@@ -192,10 +232,10 @@ def _reference_jobs(
     need = {c.model for c in cells if c.key not in done} - planned - set(references)
     if not need:
         return {}
-    try:
-        fp32 = {v.model: v for v in load_variants(spec.model, ("fp32",))}
-    except HarnessError:
-        return {}  # no fp32 variant at all: drift stays null
+    fp32 = {}
+    for v in model_variants(spec.models, None):  # each model's own fp32, where it has one
+        if v.variant == "fp32":
+            fp32[v.model] = v
     return {
         m: JobCell(f"ref{i}", fp32[m].path, fp32[m].info.sha256, "cpu", 1, timing=False)
         for i, m in enumerate(sorted(need))

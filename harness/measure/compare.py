@@ -1,48 +1,43 @@
-"""Compare two runs cell by cell and give each matching cell a verdict: pure functions.
+"""Compare cells and give each matching pair a verdict: pure functions.
 
-Cells match when device, model, variant, delegate and threads are equal. Rules:
+Two ways to pair cells:
 
-Latency, cells with raw samples (`samples["invoke_us"]` on both sides)
-    change  = median(candidate) / median(baseline) - 1   (+0.20 = 20 % slower)
-    CI      = bootstrap percentile interval of that change at level 1 - alpha (99 % by
-              default), `resamples` independent resamples of each side (seeded per
-              cell, so a cell's figures do not depend on which other cells exist)
-    shift   = Hodges-Lehmann: exp(median over all pairs of log c_j - log b_i) - 1, the
-              typical sample's move, the estimator that belongs to Mann-Whitney
-    p       = two-sided Mann-Whitney U (normal approximation, tie and continuity
-              corrections)
-    slower / faster when p < alpha AND |shift| > the latency threshold (5 % by
-    default); otherwise same. With one mode, change and shift agree and the CI
-    excludes 0 whenever p is small; the verdict rests on the shift because when
-    samples bunch into modes (a 5 us model on a busy host, some invokes preempted)
-    the median jumps between them: every sample 25 % slower can show a median change
-    of -28 % with a CI spanning 0, and 11 % of the samples moving from the fast mode
-    to the slow one a median change of +100 %. The shift says +25 % and 0 % there.
-    When change and shift point different ways, the cell carries a note.
+- two runs (`compare_runs`): cells match when device, model, variant, delegate and
+  threads are equal. The rounds of the two runs ran at different times.
+- two models in one run (`compare_models`, `harness run A B` then `harness compare RUN
+  --a A --b B`): cells match when device, variant, delegate and threads are equal, and
+  round r of A is paired with round r of B: both ran in the same runner process at the
+  same moment, so what that moment did to them cancels in their ratio.
 
-Latency, aggregate-only cells (either side has no raw samples, only the LatencyStats
-mean/std/n that Android's benchmark_model reports)
-    change  = mean(candidate) / mean(baseline) - 1
-    p       = Welch's two-sided t-test on mean/std/n
-    CI      = Welch's interval of the difference of means at level 1 - alpha, divided
-              by the baseline mean (taken as fixed), so it excludes 0 exactly when
-              p < alpha
-    shift   = change (there are no pairs to look at)
-    the same rule decides slower / faster / same. With fewer than 2
-    samples on a side there is no test: same, with a note.
+Latency (see harness.measure.intervals for the procedure and its justification)
+    The evidence is one value per round, the round's median (its mean where the runner
+    printed aggregates only, Android's benchmark_model). Never the pooled samples: a
+    round is a fresh process at another moment, and the 300 samples of one run are about
+    as informative about the next run as its 3-10 rounds.
+    change  = the relative change of the typical round centre: exp(trimmed mean of the
+              log centres, candidate minus baseline) - 1 (+0.20 = 20 % slower); paired:
+              the trimmed mean of the per-round log ratios
+    CI      = Yuen's 20 %-trimmed Welch interval of that difference (paired: the
+              trimmed one-sample interval of the per-round ratios) at 1 - alpha
+    verdict = slower / faster when the CI excludes 0 and the change passes the latency
+              threshold (5 % by default); same when the whole CI lies inside
+              ±threshold (equivalence shown); inconclusive otherwise, with a note
+              naming the between-round noise and about how many rounds would resolve it
+    Pooled-sample diagnostics, never the verdict: the Hodges-Lehmann shift of all
+    samples (`shift`) and the Mann-Whitney p of all samples (`pooled_p`).
 
 Accuracy (top-1, a fraction in [0, 1] on both sides)
     change_pp = 100 * (candidate - baseline), in percentage points
-    accuracy down when the drop exceeds the accuracy threshold (0.5 pp by default:
-    0.978 -> 0.972 is a 0.6 pp drop). No test: the eval set is the same fixed data.
+    accuracy down when the drop exceeds the accuracy threshold (0.5 pp by default).
+    No test: the eval set is the same fixed data.
 
 Overall verdict per cell, first that applies:
-    new          the cell exists only in the candidate run
-    missing      the cell exists only in the baseline run
+    new          the cell exists only in the candidate
+    missing      the cell exists only in the baseline
     failed       either side has status "failed" (the note names the side and reason)
     unsupported  either side is "unsupported"
     accuracy down (latency's own verdict is kept in `latency.verdict`)
-    slower / faster / same
+    slower / faster / same / inconclusive
 
 Regressions (what makes `harness compare` exit 1): slower and accuracy down.
 """
@@ -50,43 +45,52 @@ Regressions (what makes `harness compare` exit 1): slower and accuracy down.
 from __future__ import annotations
 
 import math
-import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+from scipy import stats
 
 from harness.cells import Cell, CellRecord
 from harness.errors import HarnessError
-from harness.measure.significance import (
-    bootstrap_median_ratio,
-    hodges_lehmann_ratio,
-    mann_whitney_u,
-    student_t_quantile,
-    welch_t_test,
+from harness.measure.intervals import (
+    TRIM,
+    ShiftInterval,
+    inconclusive_note,
+    latency_verdict,
+    paired_shift,
+    rounds_to_resolve,
+    two_run_shift,
 )
+from harness.measure.rounds import SAMPLE_KEY, RoundSummary, log_centers, round_summaries
+from harness.measure.significance import hodges_lehmann_ratio
 
-VERDICTS = ("slower", "accuracy down", "failed", "faster", "same", "new", "missing", "unsupported")
+VERDICTS = (
+    "slower",
+    "accuracy down",
+    "failed",
+    "inconclusive",
+    "faster",
+    "same",
+    "new",
+    "missing",
+    "unsupported",
+)
 REGRESSIONS = frozenset({"slower", "accuracy down"})
-SAMPLE_KEY = "invoke_us"
 
 
 @dataclass(frozen=True)
 class CompareConfig:
-    """Thresholds and test settings; latency_threshold is relative (0.05 = 5 %)."""
+    """Thresholds and the test level; latency_threshold is relative (0.05 = 5 %)."""
 
     latency_threshold: float = 0.05
     accuracy_threshold_pp: float = 0.5
     alpha: float = 0.01
-    resamples: int = 2000
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
         if self.latency_threshold < 0 or self.accuracy_threshold_pp < 0:
             raise ValueError("thresholds must not be negative")
-        if self.resamples < 100:
-            raise ValueError("resamples must be at least 100")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,21 +98,26 @@ class CompareConfig:
 
 @dataclass(frozen=True)
 class LatencyChange:
-    """How a cell's steady-state latency moved; statistic is "median" or "mean"."""
+    """How a cell's steady-state latency moved, judged on its rounds."""
 
-    method: str  # "mann-whitney+bootstrap" or "welch"
-    statistic: str
-    baseline: float
+    method: str  # "rounds" (two runs, Yuen) or "paired rounds" (one run, A/B)
+    statistic: str  # what a round's centre is: "median", or "mean" (aggregate-only)
+    baseline: float  # typical round centre, us
     candidate: float
     change: float  # relative: +0.2 = 20 % slower
-    shift: float  # Hodges-Lehmann relative shift (the change of the mean when aggregate)
     ci_low: float
     ci_high: float
     ci_level: float
-    p_value: float | None
-    n_baseline: int
-    n_candidate: int
-    verdict: str  # slower / faster / same
+    p_value: float | None  # of the round-level test
+    rounds_baseline: int
+    rounds_candidate: int
+    noise: float  # between-round CV (paired: of the per-round ratio)
+    rounds_needed: int | None  # inconclusive: about how many rounds would resolve it
+    verdict: str  # slower / faster / same / inconclusive
+    shift: float | None = None  # pooled Hodges-Lehmann shift (diagnostic)
+    pooled_p: float | None = None  # pooled Mann-Whitney p (diagnostic)
+    n_baseline: int = 0  # samples
+    n_candidate: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -154,6 +163,7 @@ class Comparison:
     candidate_id: str
     config: CompareConfig
     cells: tuple[CellComparison, ...] = field(default_factory=tuple)
+    paired: bool = False
 
     @property
     def regressions(self) -> tuple[CellComparison, ...]:
@@ -183,10 +193,18 @@ def compare_runs(
     baseline_id: str = "baseline",
     candidate_id: str = "candidate",
 ) -> Comparison:
-    """Every cell of either run, in baseline order, then the candidate's new cells."""
+    """Every cell of either run, in baseline order, then the candidate's new cells.
+
+    HarnessError when the runs share no cell: there is nothing to compare."""
     config = config or CompareConfig()
     base = {r.cell: r for r in baseline}
     cand = {r.cell: r for r in candidate}
+    if base and cand and not set(base) & set(cand):
+        raise HarnessError(
+            f"{baseline_id} and {candidate_id} share no cell (device, model, variant, "
+            "delegate and threads must match); to compare two models of one run, use "
+            "--a and --b"
+        )
     cells = list(dict.fromkeys([*base, *cand]))
     return Comparison(
         baseline_id,
@@ -196,17 +214,53 @@ def compare_runs(
     )
 
 
+def compare_models(
+    records: list[CellRecord], a: str, b: str, config: CompareConfig | None = None, run_id=""
+) -> Comparison:
+    """Model `b` against model `a` in one run, cell by cell, round by round (paired).
+
+    HarnessError when the run holds no such model, or the two share no cell."""
+    config = config or CompareConfig()
+    models = sorted({r.cell.model for r in records})
+    for name in (a, b):
+        if name not in models:
+            raise HarnessError(
+                f"run {run_id} holds no model {name!r} (it has {', '.join(models) or 'none'})"
+            )
+    if a == b:
+        raise HarnessError("--a and --b name the same model")
+
+    def side(model: str) -> dict[tuple, CellRecord]:
+        return {_slot(r.cell): r for r in records if r.cell.model == model}
+
+    base, cand = side(a), side(b)
+    slots = list(dict.fromkeys([*base, *cand]))
+    if not set(base) & set(cand):
+        raise HarnessError(f"models {a!r} and {b!r} share no cell in run {run_id}")
+    cells = tuple(compare_cell(base.get(s), cand.get(s), config, paired=True) for s in slots)
+    return Comparison(f"{run_id}:{a}" if run_id else a, f"{run_id}:{b}" if run_id else b,
+                      config, cells, paired=True)  # fmt: skip
+
+
+def _slot(c: Cell) -> tuple:
+    return (c.device, c.variant, c.delegate, c.threads)
+
+
 def compare_cell(
-    baseline: CellRecord | None, candidate: CellRecord | None, config: CompareConfig
+    baseline: CellRecord | None,
+    candidate: CellRecord | None,
+    config: CompareConfig,
+    paired: bool = False,
 ) -> CellComparison:
-    """The verdict for one cell (either side may be absent, never both)."""
+    """The verdict for one cell (either side may be absent, never both). `paired`: both
+    records come from one run, their rounds side by side."""
     if baseline is None and candidate is None:
         raise ValueError("compare_cell needs at least one side")
     if baseline is None:
-        return CellComparison(candidate.cell, "new", note="only in the candidate run")
+        return CellComparison(candidate.cell, "new", note="only in the candidate")
     if candidate is None:
-        return CellComparison(baseline.cell, "missing", note="not in the candidate run")
-    cell = baseline.cell
+        return CellComparison(baseline.cell, "missing", note="not in the candidate")
+    cell = candidate.cell
     for status in ("failed", "unsupported"):
         sides = [
             (n, r)
@@ -216,123 +270,89 @@ def compare_cell(
         if sides:
             note = "; ".join(f"{n}: {r.reason or status}" for n, r in sides)
             return CellComparison(cell, status, note=note)
-    rng = np.random.default_rng([config.seed, zlib.crc32(cell.key.encode())])
-    latency, note = compare_latency(baseline, candidate, config, rng)
+    latency, note = compare_latency(baseline, candidate, config, paired)
     accuracy = compare_accuracy(baseline.accuracy, candidate.accuracy, config)
     verdict = (
-        "accuracy down" if accuracy and accuracy.down else latency.verdict if latency else "same"
+        "accuracy down"
+        if accuracy and accuracy.down
+        else latency.verdict
+        if latency
+        else "inconclusive"
     )
     return CellComparison(cell, verdict, latency, accuracy, note)
 
 
 def compare_latency(
-    baseline: CellRecord, candidate: CellRecord, config: CompareConfig, rng: np.random.Generator
+    baseline: CellRecord, candidate: CellRecord, config: CompareConfig, paired: bool = False
 ) -> tuple[LatencyChange | None, str | None]:
-    """Raw samples on both sides: bootstrap + Mann-Whitney; else the aggregate rule."""
+    """The round-level rule (see the module docstring); None when a side has no timing."""
+    rb, rc = round_summaries(baseline), round_summaries(candidate)
+    if not rb or not rc:
+        return None, "no latency figures on one side"
+    statistic = "median"
+    if rb[0].statistic != rc[0].statistic:  # one side aggregate-only: compare means
+        rb, rc = _by_mean(rb), _by_mean(rc)
+    if rb[0].statistic == "mean":
+        statistic = "mean"
+    lb, lc = log_centers(rb), log_centers(rc)
+    alpha = config.alpha
+    iv = paired_shift(lb, lc, alpha) if paired else two_run_shift(lb, lc, alpha)
+    return latency_change(iv, lb, lc, statistic, baseline, candidate, config)
+
+
+def latency_change(
+    iv: ShiftInterval,
+    lb: np.ndarray,
+    lc: np.ndarray,
+    statistic: str,
+    baseline: CellRecord,
+    candidate: CellRecord,
+    config: CompareConfig,
+) -> tuple[LatencyChange, str | None]:
+    """A LatencyChange from a round-level interval, with the pooled diagnostics."""
+    verdict = latency_verdict(iv, config.latency_threshold)
     x = baseline.samples.get(SAMPLE_KEY) or []
     y = candidate.samples.get(SAMPLE_KEY) or []
+    shift = pooled_p = None
     if x and y:
-        change = compare_samples(x, y, config, rng)
-        return change, _modes_note(change, config.latency_threshold)
-    if baseline.latency is None or candidate.latency is None:
-        return None, "no latency figures on one side"
-    change = compare_aggregates(baseline.latency, candidate.latency, config)
-    note = "aggregate-only: Welch's t-test on mean/std/n"
-    if change.p_value is None:
-        note = "too few samples for a test"
-    return change, note
-
-
-def _modes_note(lat: LatencyChange, threshold: float) -> str | None:
-    """Say so when the median and the typical sample tell different stories."""
-
-    def side(v: float) -> int:
-        return (v > threshold) - (v < -threshold)
-
-    if not (math.isfinite(lat.change) and math.isfinite(lat.shift)):
-        return None
-    if side(lat.change) == side(lat.shift):
-        return None
-    return (
-        f"samples fall into modes: the median moved {lat.change:+.0%}, the typical "
-        f"sample {lat.shift:+.0%}; the verdict follows the typical sample"
+        shift = hodges_lehmann_ratio(x, y)
+        pooled_p = float(stats.mannwhitneyu(x, y, method="asymptotic").pvalue)
+    needed = rounds_to_resolve(iv, config.latency_threshold) if verdict == "inconclusive" else None
+    notes = []
+    if verdict == "inconclusive":
+        notes.append(inconclusive_note(iv, config.latency_threshold))
+    if statistic == "mean":
+        notes.append("aggregate-only: per-round means")
+    change = LatencyChange(
+        method="paired rounds" if iv.method == "paired" else "rounds",
+        statistic=statistic,
+        baseline=_typical(lb),
+        candidate=_typical(lc),
+        change=iv.estimate,
+        ci_low=iv.ci_low,
+        ci_high=iv.ci_high,
+        ci_level=iv.level,
+        p_value=iv.p_value,
+        rounds_baseline=iv.rounds_baseline,
+        rounds_candidate=iv.rounds_candidate,
+        noise=iv.noise,
+        rounds_needed=needed,
+        verdict=verdict,
+        shift=shift,
+        pooled_p=pooled_p,
+        n_baseline=len(x) or (baseline.latency.n if baseline.latency else 0),
+        n_candidate=len(y) or (candidate.latency.n if candidate.latency else 0),
     )
+    return change, "; ".join(notes) or None
 
 
-def compare_samples(x, y, config: CompareConfig, rng: np.random.Generator) -> LatencyChange:
-    """The raw-sample rule (see the module docstring)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    mx, my = float(np.median(x)), float(np.median(y))
-    change = my / mx - 1 if mx > 0 else math.nan
-    level = 1 - config.alpha
-    boots = bootstrap_median_ratio(x, y, config.resamples, rng)
-    lo, hi = np.nanpercentile(boots, [100 * config.alpha / 2, 100 * (1 - config.alpha / 2)])
-    p = mann_whitney_u(x, y).p_value
-    shift = hodges_lehmann_ratio(x, y)
-    return LatencyChange(
-        "mann-whitney+bootstrap",
-        "median",
-        mx,
-        my,
-        change,
-        shift,
-        float(lo),
-        float(hi),
-        level,
-        p,
-        len(x),
-        len(y),
-        _latency_verdict(shift, p, config),
-    )
+def _by_mean(rounds: tuple[RoundSummary, ...]) -> tuple[RoundSummary, ...]:
+    return tuple(replace(r, center=r.mean, statistic="mean") for r in rounds)
 
 
-def compare_aggregates(baseline, candidate, config: CompareConfig) -> LatencyChange:
-    """The aggregate-only rule on two LatencyStats (mean, std, n); see the docstring."""
-    m1, m2 = baseline.mean, candidate.mean
-    change = m2 / m1 - 1 if m1 > 0 else math.nan
-    level = 1 - config.alpha
-    if baseline.n < 2 or candidate.n < 2 or not m1 > 0:
-        return LatencyChange(
-            "welch",
-            "mean",
-            m1,
-            m2,
-            change,
-            change,
-            -math.inf,
-            math.inf,
-            level,
-            None,
-            baseline.n,
-            candidate.n,
-            "same",
-        )
-    test = welch_t_test(m1, baseline.std, baseline.n, m2, candidate.std, candidate.n)
-    se = math.sqrt(baseline.std**2 / baseline.n + candidate.std**2 / candidate.n)
-    half = student_t_quantile(1 - config.alpha / 2, test.df) * se if se > 0 else 0.0
-    lo, hi = (m2 - m1 - half) / m1, (m2 - m1 + half) / m1
-    return LatencyChange(
-        "welch",
-        "mean",
-        m1,
-        m2,
-        change,
-        change,
-        lo,
-        hi,
-        level,
-        test.p_value,
-        baseline.n,
-        candidate.n,
-        _latency_verdict(change, test.p_value, config),
-    )
-
-
-def _latency_verdict(shift: float, p: float, config: CompareConfig) -> str:
-    if not (p < config.alpha and abs(shift) > config.latency_threshold):
-        return "same"
-    return "slower" if shift > 0 else "faster"
+def _typical(logs: np.ndarray) -> float:
+    """The typical round centre in us: exp of the 20 %-trimmed mean of the logs."""
+    return float(np.exp(stats.trim_mean(logs, TRIM))) if len(logs) else math.nan
 
 
 def compare_accuracy(

@@ -46,6 +46,7 @@ def summarize(
         k: raw[k]
         for k in (
             "rounds",
+            "round_sizes",
             "sync_point",
             "fully_accelerated",
             "adapter",

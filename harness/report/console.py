@@ -8,6 +8,7 @@ from rich.table import Table
 
 from harness.cells import CellRecord
 from harness.convert.pipeline import ConvertResult
+from harness.measure.rounds import precision, round_summaries
 from harness.report.document import pareto_flags
 
 
@@ -59,7 +60,10 @@ def _size(n: int | None) -> str:
 
 def _caption(rows: list[CellRecord]) -> str:
     """The legend, naming only the marks that appear in this table."""
-    parts = ["* Pareto-optimal (latency vs accuracy); times in µs, init in ms"]
+    parts = [
+        "* Pareto-optimal (latency vs accuracy); times in µs, init in ms; ± 95 % interval "
+        "of the median from its rounds (rnd)"
+    ]
     if any(r.latency and r.latency.median is None for r in rows if r.status == "ok"):
         parts.append("ᵃ aggregate-only (benchmark_model): the mean, no p90")
     if any(r.extra.get("fully_accelerated") is False for r in rows if r.status == "ok"):
@@ -68,11 +72,29 @@ def _caption(rows: list[CellRecord]) -> str:
 
 
 def render_run(run_id: str, records: list[CellRecord], out: Console | None = None) -> None:
-    """Per device: cells sorted by steady-state median, Pareto-optimal cells starred."""
+    """Per device: cells sorted by steady-state median, Pareto-optimal cells starred.
+
+    A column nothing was measured for (no accuracy without --eval, say) is left out, and
+    a model column appears when the run holds several models (A/B in one run)."""
     out = out or console()
     pareto = pareto_flags(records)
     for device in dict.fromkeys(r.cell.device for r in records):
         rows = sorted((r for r in records if r.cell.device == device), key=_sort_key)
+        notes: dict[tuple, list[str]] = {}
+        lines = []
+        for r in rows:
+            line = _row(r, pareto.get(id(r), False))
+            if r.status != "ok":
+                notes.setdefault((r.status, r.reason), []).append(line["variant"] + "/"
+                    + line["deleg"] + "/t" + line["thr"])  # fmt: skip
+            lines.append(line)
+        several = len({r.cell.model for r in rows}) > 1
+        cols = [
+            c
+            for c in _COLUMNS
+            if (c != "model" or several)
+            and (c in _ALWAYS or any(line[c] not in ("", "-") for line in lines))
+        ]
         table = Table(
             title=f"run {run_id} · device {device}",
             title_justify="left",
@@ -83,58 +105,11 @@ def render_run(run_id: str, records: list[CellRecord], out: Console | None = Non
             collapse_padding=True,
             pad_edge=False,
         )
-        for col in (
-            "variant",
-            "deleg",
-            "thr",
-            "median",
-            "p90",
-            "e2e",
-            "init",
-            "acc",
-            "drift",
-            "size",
-        ):
-            table.add_column(
-                col, justify="left" if col in ("variant", "deleg") else "right", no_wrap=True
-            )
-        notes: dict[tuple, list[str]] = {}
-        for r in rows:
-            c = r.cell
-            star = "*" if pareto.get(id(r)) else ""
-            if r.status != "ok":
-                notes.setdefault((r.status, r.reason), []).append(
-                    f"{c.variant}/{c.delegate}/t{c.threads}"
-                )
-                table.add_row(
-                    c.variant,
-                    c.delegate,
-                    str(c.threads),
-                    f"[yellow]{r.status}[/]",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    _size(r.size_bytes),
-                )
-                continue
-            drift = (r.drift or {}).get("max_abs")
-            lat = r.latency
-            mark = "" if lat is None or lat.median is not None else "ᵃ"
-            partial = r.extra.get("fully_accelerated") is False
-            table.add_row(
-                c.variant + star,
-                c.delegate + ("†" if partial else ""),
-                str(c.threads),
-                _us(lat.center if lat else None) + mark,
-                _us(lat.p90 if lat else None),
-                _us(r.end_to_end.median if r.end_to_end else None),
-                _ms(r.init_us),
-                "-" if r.accuracy is None else f"{r.accuracy:.3f}",
-                "-" if drift is None else f"{drift:.0e}",
-                _size(r.size_bytes),
-            )
+        for col in cols:
+            left = col in ("model", "variant", "deleg")
+            table.add_column(col, justify="left" if left else "right", no_wrap=True)
+        for line in lines:
+            table.add_row(*(line[c] for c in cols))
         out.print(table)
         for (status, reason), cells in notes.items():
             out.print(
@@ -142,6 +117,51 @@ def render_run(run_id: str, records: list[CellRecord], out: Console | None = Non
                 f"{', ...' if len(cells) > 4 else ''}): {reason}",
                 markup=False,
             )
+
+
+_COLUMNS = (
+    "model",
+    "variant",
+    "deleg",
+    "thr",
+    "median",
+    "±",
+    "rnd",
+    "p90",
+    "e2e",
+    "init",
+    "acc",
+    "drift",
+    "size",
+)
+_ALWAYS = ("variant", "deleg", "thr", "median", "size")
+
+
+def _row(r: CellRecord, on_front: bool) -> dict[str, str]:
+    c = r.cell
+    line = dict.fromkeys(_COLUMNS, "")
+    line |= {"model": c.model, "variant": c.variant, "deleg": c.delegate, "thr": str(c.threads)}
+    line["size"] = _size(r.size_bytes)
+    if r.status != "ok":
+        line["median"] = f"[yellow]{r.status}[/]"
+        return line
+    drift = (r.drift or {}).get("max_abs")
+    lat = r.latency
+    half = precision(r)
+    line |= {
+        "variant": c.variant + ("*" if on_front else ""),
+        "deleg": c.delegate + ("†" if r.extra.get("fully_accelerated") is False else ""),
+        "median": _us(lat.center if lat else None)
+        + ("" if lat is None or lat.median is not None else "ᵃ"),
+        "±": "-" if half is None else f"{100 * half:.1f}%",
+        "rnd": str(len(round_summaries(r))),
+        "p90": _us(lat.p90 if lat else None),
+        "e2e": _us(r.end_to_end.median if r.end_to_end else None),
+        "init": _ms(r.init_us),
+        "acc": "-" if r.accuracy is None else f"{r.accuracy:.3f}",
+        "drift": "-" if drift is None else f"{drift:.0e}",
+    }
+    return line
 
 
 def _sort_key(r: CellRecord):

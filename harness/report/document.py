@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from harness.cells import CellRecord
 from harness.measure.pareto import pareto_front
+from harness.measure.rounds import precision, round_summaries
 
 DOCUMENT_SCHEMA = 1
 _LATENCY_KEYS = (
@@ -61,6 +62,8 @@ def cell_document(r: CellRecord, on_front: bool) -> dict:
         "model_sha256": r.model_sha256,
         "size_bytes": r.size_bytes,
         "pareto": on_front,
+        "rounds": len(round_summaries(r)) if r.status == "ok" else 0,
+        "precision": precision(r) if r.status == "ok" else None,
         "extra": r.extra,
     }
 

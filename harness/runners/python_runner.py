@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import statistics
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,12 +20,16 @@ import numpy as np
 import device_scripts
 from harness.devices.base import Device
 from harness.errors import DeviceError, HarnessError
+from harness.measure.intervals import one_sample
+from harness.measure.rounds import ROUND_SIZES, doc_round, log_centers
 
 RUNNER_PATH = Path(device_scripts.__file__).with_name("runner.py")
 JOB_SCHEMA = 1
 MAX_LINE = 16 << 20  # a result line larger than this is not from our runner
 MAX_OUTPUTS = 256 << 20
 MAX_RESTARTS = 2
+MAX_ROUNDS = 200  # with --precision: a cell never takes more rounds than this
+PRECISION_ALPHA = 0.05  # --precision is the half-width of the 95 % interval
 OUTPUTS_DIR = "outputs"
 
 
@@ -42,21 +47,35 @@ class JobCell:
 
 @dataclass(frozen=True)
 class TimingConfig:
-    """How long to time each cell."""
+    """How long to time each cell, and in how many rounds (fresh processes).
+
+    `runs` is shared out over the first `rounds` rounds. With `precision` (a relative
+    half-width, 0.02 = ±2 %) a cell keeps taking rounds of the same size until the 95 %
+    interval of its median, from its round medians, is that narrow, or the sweep has
+    spent `max_time_s`, or MAX_ROUNDS; see RoundBook."""
 
     runs: int = 100
     min_secs: float | None = None
-    warmup: int = 10
+    warmup: int = 5
     timeout_s: float | None = None  # one runner job, host side; None: from the cell timeout
-    rounds: int = 3
+    rounds: int = 8
     cell_timeout_s: float | None = 300.0  # one cell in one round, enforced on the device
+    precision: float | None = None
+    max_time_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision is not None and not 0 < self.precision < 1:
+            raise HarnessError(f"precision {self.precision:g} must be in (0, 1), e.g. 0.02")
+        if self.max_time_s is not None and self.max_time_s <= 0:
+            raise HarnessError(f"max time {self.max_time_s:g} s must be positive")
 
     def round_count(self) -> int:
-        """Rounds actually run: never more than there are runs to share out."""
+        """Rounds always run: never more than there are runs to share out."""
         return max(1, min(self.rounds, self.runs))
 
     def per_round(self, r: int = 0) -> TimingConfig:
-        """Round r's share of the runs (they add up to `runs` exactly) and seconds."""
+        """Round r's share of the runs (the first round_count() add up to `runs` exactly;
+        a later round, under --precision, gets the smallest share) and seconds."""
         n = self.round_count()
         return replace(
             self,
@@ -72,7 +91,13 @@ class RoundBook:
     """The interleaved-rounds schedule both runners follow, and the rounds each cell has
     finished (resumed from a sweep that died, or new). Round r runs every live cell
     that has finished rounds 0..r-1; eval-only cells (timing off) run once, in round 0;
-    a cell leaves after its last round or its first failed one."""
+    a cell leaves after its final round or its first failed one.
+
+    A cell's final round takes the outputs for accuracy, so it is decided before the
+    round runs, once: without a precision target it is round `rounds - 1`; with one, it
+    is the first round from `rounds - 1` on before which the cell's rounds already meet
+    the target, or before which the clock says one more round would overrun max_time_s
+    (a round is assumed to take as long as the previous one), or round MAX_ROUNDS - 1."""
 
     def __init__(
         self,
@@ -80,19 +105,48 @@ class RoundBook:
         timing: TimingConfig,
         done_rounds: dict[str, list[dict]] | None = None,
         on_round: RoundHook | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.rounds = timing.round_count()
+        self.limit = MAX_ROUNDS if timing.precision else self.rounds
+        self._precision = timing.precision
+        self._clock = clock
+        self._deadline = clock() + timing.max_time_s if timing.max_time_s else None
+        self._starts: dict[int, float] = {}
+        self._final: dict[tuple[str, int], bool] = {}
         # never all rounds resumed: the last one takes the outputs for accuracy
         done = done_rounds or {}
-        self._parts = {c.id: list(done.get(c.id, []))[: self.rounds - 1] for c in cells}
+        self._parts = {c.id: list(done.get(c.id, []))[: self.limit - 1] for c in cells}
         self._live = list(cells)
         self._on_round = on_round
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._live)
+
     def due(self, r: int) -> list[JobCell]:
+        self._starts.setdefault(r, self._clock())
         return [c for c in self._live if (len(self._parts[c.id]) == r if c.timing else r == 0)]
 
     def is_final(self, cell: JobCell, r: int) -> bool:
-        return r == self.rounds - 1 or not cell.timing
+        key = (cell.id, r)
+        if key not in self._final:
+            self._final[key] = self._decide(cell, r)
+        return self._final[key]
+
+    def _decide(self, cell: JobCell, r: int) -> bool:
+        if not cell.timing or r >= self.limit - 1:
+            return True
+        if r < self.rounds - 1:
+            return False
+        if self._precision is None:
+            return True
+        if self._deadline is not None:
+            last = self._starts[r] - self._starts[r - 1] if r - 1 in self._starts else 0.0
+            if self._clock() + 2 * last > self._deadline:
+                return True
+        logs = log_centers(tuple(doc_round(d) for d in self._parts[cell.id]))
+        return len(logs) > 1 and one_sample(logs, PRECISION_ALPHA).half_width <= self._precision
 
     def record(self, cell: JobCell, r: int, doc: dict) -> list[dict] | None:
         """Keep an ok round that is not the cell's last (None); else the cell is done:
@@ -126,7 +180,9 @@ def run_cells(
     """
     staged = _Staged(device)
     book = RoundBook(cells, timing, done_rounds, on_round)
-    for r in range(book.rounds):
+    for r in range(book.limit):
+        if not book.pending:
+            break
         todo = book.due(r)
         if not todo:
             continue
@@ -159,6 +215,7 @@ def merge_rounds(docs: list[dict]) -> dict:
     peaks = [d["peak_rss_kb"] for d in docs if isinstance(d.get("peak_rss_kb"), int)]
     merged["peak_rss_kb"] = max(peaks) if peaks else None
     merged["rounds"] = len(docs)
+    merged[ROUND_SIZES] = [len(d.get("invoke_us") or []) for d in docs]
     return merged
 
 

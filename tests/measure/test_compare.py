@@ -1,127 +1,118 @@
-"""Verdict rules of harness.measure.compare on constructed samples with known answers."""
+"""Verdict rules of harness.measure.compare on constructed rounds with known answers."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
-from harness.cells import Cell, CellRecord, LatencyStats
+from harness.cells import Cell, CellRecord
 from harness.errors import HarnessError
 from harness.measure.compare import (
     CompareConfig,
     compare_accuracy,
     compare_cell,
+    compare_models,
     compare_runs,
     parse_percent,
 )
-from harness.measure.stats import latency_stats
+from harness.measure.stats import aggregate_stats, latency_stats
 
 CFG = CompareConfig()
 
 
-def cell(variant="fp32", delegate="xnnpack", threads=1, device="local") -> Cell:
-    return Cell(device, "digits", variant, delegate, threads)
+def cell(variant="fp32", delegate="xnnpack", threads=1, device="local", model="digits") -> Cell:
+    return Cell(device, model, variant, delegate, threads)
 
 
-def record(samples=None, c: Cell | None = None, **kw) -> CellRecord:
-    samples = None if samples is None else [float(v) for v in samples]
+def run_rounds(seed, k=10, per_round=30, scale=1.0, round_sigma=0.03, spikes=(), sigma=0.05):
+    """k rounds of raw samples: each round has its own level (a fresh process at another
+    moment: log-normal, round_sigma), samples jitter around it; `spikes` are rounds
+    made 1.6x slow (the other core busy)."""
+    rng = np.random.default_rng(seed)
+    levels = 1000 * scale * np.exp(rng.normal(0, round_sigma, k))
+    levels[list(spikes)] *= 1.6
+    return [lv * rng.lognormal(0, sigma, per_round) for lv in levels]
+
+
+def record(parts=None, c: Cell | None = None, **kw) -> CellRecord:
+    parts = parts or []
+    samples = [float(v) for p in parts for v in p]
+    extra = {"round_sizes": [len(p) for p in parts]} if parts else {}
     return CellRecord(
         cell=c or cell(),
         status=kw.pop("status", "ok"),
         latency=kw.pop("latency", latency_stats(samples) if samples else None),
-        samples={"invoke_us": samples or []},
+        samples={"invoke_us": samples},
+        extra=kw.pop("extra", extra),
         **kw,
     )
 
 
-def latency(seed: int, n: int, scale: float = 1.0, sigma: float = 0.1) -> np.ndarray:
-    """Right-skewed latencies around 1000 µs * scale, with a few heavy-tail spikes."""
-    rng = np.random.default_rng(seed)
-    x = 1000 * scale * rng.lognormal(0, sigma, n)
-    spikes = rng.random(n) < 0.02
-    x[spikes] *= rng.uniform(2, 5, spikes.sum())
-    return x
-
-
-def test_identical_distributions_are_same():
-    out = compare_cell(record(latency(1, 500)), record(latency(2, 500)), CFG)
+def test_a_aa_pair_of_runs_is_same_when_rounds_agree():
+    out = compare_cell(record(run_rounds(1)), record(run_rounds(2)), CFG)
     assert out.verdict == "same"
-    assert out.latency.method == "mann-whitney+bootstrap"
-    assert out.latency.ci_low < 0 < out.latency.ci_high
-    assert out.latency.p_value > CFG.alpha
+    assert out.latency.method == "rounds" and out.latency.statistic == "median"
+    assert out.latency.rounds_baseline == out.latency.rounds_candidate == 10
+    assert out.latency.n_baseline == 300
+    assert -0.05 <= out.latency.ci_low < 0 < out.latency.ci_high <= 0.05
 
 
-def test_the_same_samples_are_same_with_p_one():
-    x = latency(3, 200)
-    out = compare_cell(record(x), record(x), CFG)
-    assert out.verdict == "same" and out.latency.change == 0.0
-    assert out.latency.p_value == pytest.approx(1.0, abs=0.05)
+def test_a_pure_round_effect_with_many_samples_is_not_a_regression():
+    """300 samples per run, the candidate hit by two slow rounds: pooled samples call it
+    (Mann-Whitney p tiny), the round-level rule must not."""
+    out = compare_cell(record(run_rounds(3)), record(run_rounds(4, spikes=(2, 6))), CFG)
+    assert out.latency.pooled_p < CFG.alpha  # the old, pooled evidence says "different"
+    assert out.verdict in ("same", "inconclusive")
+    assert not out.is_regression
 
 
-def test_twenty_percent_shift_is_slower_and_the_reverse_is_faster():
-    base, cand = latency(4, 300), latency(5, 300, scale=1.2)
-    slow = compare_cell(record(base), record(cand), CFG)
-    assert slow.verdict == "slower" and slow.is_regression
-    assert slow.latency.change == pytest.approx(0.2, abs=0.03)
-    assert slow.latency.ci_low < 0.2 < slow.latency.ci_high
-    assert slow.latency.p_value < 1e-10
-    fast = compare_cell(record(cand), record(base), CFG)
+def test_a_true_shift_under_round_noise_is_inconclusive_at_3_rounds_slower_at_30():
+    few = compare_cell(
+        record(run_rounds(5, k=3, per_round=100, round_sigma=0.08)),
+        record(run_rounds(6, k=3, per_round=100, round_sigma=0.08, scale=1.10)),
+        CFG,
+    )
+    assert few.verdict == "inconclusive"
+    assert few.latency.pooled_p < 1e-6  # pooled samples would have called it
+    assert few.latency.rounds_needed and few.latency.rounds_needed > 3
+    assert "between-round CV" in few.note and "rounds per run would resolve ±5%" in few.note
+    many = compare_cell(
+        record(run_rounds(7, k=30, per_round=10, round_sigma=0.08)),
+        record(run_rounds(8, k=30, per_round=10, round_sigma=0.08, scale=1.10)),
+        CFG,
+    )
+    assert many.verdict == "slower" and many.is_regression
+    assert many.latency.change == pytest.approx(0.10, abs=0.04)
+    assert many.latency.ci_low > 0
+
+
+def test_faster_and_a_small_real_change_inside_the_threshold_is_same():
+    def quiet(seed, scale=1.0):
+        return run_rounds(seed, scale=scale, round_sigma=0.003, sigma=0.01)
+
+    base = quiet(9)
+    fast = compare_cell(record(base), record(quiet(10, 0.8)), CFG)
     assert fast.verdict == "faster" and not fast.is_regression
+    small = compare_cell(record(base), record(quiet(11, 1.02)), CFG)
+    assert small.latency.ci_low > 0  # real...
+    assert small.verdict == "same"  # ...but inside ±5 %: equivalence shown
+    low_bar = compare_cell(record(base), record(quiet(11, 1.02)), CompareConfig(0.01))
+    assert low_bar.verdict == "slower"
 
 
-def test_significant_two_percent_shift_below_threshold_is_same():
-    base, cand = latency(6, 5000, sigma=0.05), latency(7, 5000, scale=1.02, sigma=0.05)
-    out = compare_cell(record(base), record(cand), CFG)
-    assert out.latency.p_value < 1e-6 and out.latency.ci_low > 0  # clearly real...
-    assert out.verdict == "same"  # ...but under the 5 % threshold
-    low_bar = CompareConfig(latency_threshold=0.01)
-    assert compare_cell(record(base), record(cand), low_bar).verdict == "slower"
+def test_one_round_per_run_is_inconclusive_and_says_why():
+    out = compare_cell(record(run_rounds(12, k=1)), record(run_rounds(13, k=1, scale=2)), CFG)
+    assert out.verdict == "inconclusive"
+    assert "no between-round evidence" in out.note
 
 
-def test_big_noisy_change_with_few_samples_is_same():
-    base, cand = latency(8, 5, sigma=0.6), latency(9, 5, scale=1.5, sigma=0.6)
-    out = compare_cell(record(base), record(cand), CFG)
-    assert abs(out.latency.change) > CFG.latency_threshold  # large point estimate...
-    assert out.latency.p_value > CFG.alpha  # ...that no test can back
-    assert out.verdict == "same"
-
-
-def test_mass_moving_between_modes_is_same_though_the_median_doubles():
-    """11 % of the samples move to the slow mode: the median jumps +100 %, the typical
-    sample (Hodges-Lehmann shift) does not move, so no verdict."""
-    base = np.r_[np.full(60, 100.0), np.full(40, 200.0)]
-    cand = np.r_[np.full(49, 100.0), np.full(51, 200.0)]
-    out = compare_cell(record(base), record(cand), CompareConfig(alpha=0.2))
-    assert out.latency.p_value < 0.2
-    assert out.latency.change == pytest.approx(1.0)
-    assert out.latency.shift == pytest.approx(0.0, abs=1e-9)
-    assert out.verdict == "same"
-    assert "median moved +100%, the typical sample +0%" in out.note
-
-
-def test_every_sample_slower_in_a_bimodal_run_is_slower_though_the_median_ci_spans_0():
-    """A 5 us model on a busy host: half the invokes preempted. Every sample 25 % slower
-    must be caught; the median's bootstrap CI cannot see it (it jumps between modes)."""
-    rng = np.random.default_rng(11)
-    base = np.r_[5 * rng.lognormal(0, 0.02, 75), 10 * rng.lognormal(0, 0.02, 75)]
-    out = compare_cell(record(base), record(1.25 * base), CFG)
-    assert out.latency.ci_low < 0 < out.latency.ci_high
-    assert out.latency.p_value < 1e-6
-    assert out.latency.change == pytest.approx(0.25)
-    assert out.latency.shift == pytest.approx(0.25, abs=0.01)
-    assert out.verdict == "slower" and out.note is None
-
-
-def test_a_median_that_lands_in_the_other_mode_does_not_hide_a_slowdown():
-    """Base: 45 % of invokes in the slow mode; candidate: every invoke 30 % slower but
-    55 % in the slow mode. The medians sit in different modes (change -28 %)."""
-    rng = np.random.default_rng(12)
-    base = np.r_[1000 * rng.lognormal(0, 0.02, 55), 1800 * rng.lognormal(0, 0.02, 45)]
-    cand = 1.3 * np.r_[1000 * rng.lognormal(0, 0.02, 45), 1800 * rng.lognormal(0, 0.02, 55)]
-    out = compare_cell(record(base), record(cand), CFG)
-    assert out.latency.change > 0.5  # 1000 -> 1.3 * 1800
-    assert out.latency.shift == pytest.approx(0.3, abs=0.05)
-    assert out.verdict == "slower"
+def test_a_record_without_round_sizes_is_one_round():
+    parts = run_rounds(14)
+    legacy = record(parts, extra={})
+    out = compare_cell(legacy, record(parts), CFG)
+    assert out.latency.rounds_baseline == 1 and out.verdict == "inconclusive"
 
 
 @pytest.mark.parametrize(
@@ -135,19 +126,17 @@ def test_accuracy_threshold_in_percentage_points(base_acc, cand_acc, down):
 
 
 def test_accuracy_down_wins_over_latency_and_keeps_its_verdict():
-    base, cand = latency(10, 300), latency(11, 300, scale=1.2)
+    base, cand = run_rounds(15, round_sigma=0.005), run_rounds(16, scale=1.2, round_sigma=0.005)
     out = compare_cell(record(base, accuracy=0.98), record(cand, accuracy=0.96), CFG)
     assert out.verdict == "accuracy down" and out.is_regression
     assert out.latency.verdict == "slower"
     assert out.accuracy.change_pp == pytest.approx(-2.0)
-    faster_but_worse = compare_cell(record(cand, accuracy=0.98), record(base, accuracy=0.9), CFG)
-    assert faster_but_worse.verdict == "accuracy down"
 
 
-def test_new_missing_failed_unsupported():
+def test_new_missing_failed_unsupported_and_counts():
     a, b = cell("fp32"), cell("int8")
     c, d = cell("fp16"), cell("dynamic")
-    x = latency(12, 100)
+    x = run_rounds(17, round_sigma=0.005)
     baseline = [
         record(x, a),
         record(x, b),
@@ -163,79 +152,80 @@ def test_new_missing_failed_unsupported():
     out = compare_runs(baseline, candidate, CFG, "A", "B")
     got = {(r.cell.variant, r.cell.threads): (r.verdict, r.note) for r in out.cells}
     assert got[("fp32", 1)][0] == "same"
-    assert got[("int8", 1)] == ("missing", "not in the candidate run")
+    assert got[("int8", 1)] == ("missing", "not in the candidate")
     assert got[("fp16", 1)] == ("failed", "candidate: runner died")
     assert got[("dynamic", 1)][0] == "unsupported"
-    assert got[("fp32", 4)] == ("new", "only in the candidate run")
-    assert [r.cell.variant for r in out.cells][:4] == ["fp32", "int8", "fp16", "dynamic"]
+    assert got[("fp32", 4)] == ("new", "only in the candidate")
     assert not out.regressions
     assert out.counts() == {"failed": 1, "same": 1, "missing": 1, "new": 1, "unsupported": 1}
 
 
-def test_cells_match_on_every_key_field():
-    x, y = latency(13, 200), latency(14, 200, scale=1.3)
-    baseline = [record(x, cell(device="pixel")), record(x, cell(device="local"))]
-    candidate = [record(y, cell(device="pixel")), record(x, cell(device="local"))]
-    out = compare_runs(baseline, candidate, CFG)
-    assert [(r.cell.device, r.verdict) for r in out.cells] == [
-        ("pixel", "slower"),
-        ("local", "same"),
-    ]
-    assert len(out.regressions) == 1
+def test_runs_that_share_no_cell_are_an_error():
+    with pytest.raises(HarnessError, match="share no cell"):
+        compare_runs([record(run_rounds(1), cell(device="a"))], [record(run_rounds(1))], CFG)
 
 
 def test_results_do_not_depend_on_other_cells():
-    x, y = latency(15, 200), latency(16, 200, scale=1.03)
+    x, y = run_rounds(18), run_rounds(19, scale=1.03)
     alone = compare_runs([record(x)], [record(y)], CFG).cells[0]
     other = record(x, cell("int8"))
     crowded = compare_runs([other, record(x)], [other, record(y)], CFG).cells[1]
     assert alone == crowded
 
 
-def aggregate(mean, std, n) -> LatencyStats:
-    """What benchmark_model reports: mean/std/count, no raw samples (median unknown)."""
-    return LatencyStats(n, mean, mean, mean, mean, std, mean, mean, mean, mean, 0)
+def android(means, std=50.0, n=40) -> CellRecord:
+    """An aggregate-only (benchmark_model) cell: per-round mean/std/count, no samples."""
+    aggs = [{"n": n, "mean": m, "std": std, "min": m, "max": m} for m in means]
+    total = n * len(means)
+    return CellRecord(
+        cell(),
+        "ok",
+        latency=aggregate_stats(total, float(np.mean(means)), std, min(means), max(means)),
+        extra={"runner": {"rounds_aggregate": aggs}, "rounds": len(means)},
+    )
 
 
-@pytest.mark.parametrize(
-    "base,cand,expected",
-    [
-        ((1000, 50, 100), (1200, 60, 100), "slower"),  # t ~ 26: clear and big
-        ((1000, 50, 100), (800, 60, 100), "faster"),
-        ((1000, 50, 100), (1020, 50, 100), "same"),  # t ~ 2.8, p ~ 0.005, but 2 % < 5 %
-        ((1000, 400, 4), (1300, 400, 4), "same"),  # 30 % but not significant
-        ((1000, 50, 1), (1300, 50, 100), "same"),  # n = 1: no test
-    ],
-)
-def test_aggregate_only_rule_is_welch(base, cand, expected):
-    b = record(None, latency=aggregate(*base))
-    c = record(None, latency=aggregate(*cand))
-    out = compare_cell(b, c, CFG)
-    assert out.verdict == expected
-    assert out.latency.method == "welch" and out.latency.statistic == "mean"
-    assert out.latency.change == pytest.approx(cand[0] / base[0] - 1)
-    assert "too few" in out.note if base[2] < 2 else "Welch" in out.note
+def test_aggregate_only_cells_follow_the_same_rules_on_round_means():
+    rng = np.random.default_rng(20)
+    base = 1000 * np.exp(rng.normal(0, 0.01, 8))
+    slow = compare_cell(android(base), android(1.2 * base[::-1]), CFG)
+    assert slow.verdict == "slower" and slow.latency.statistic == "mean"
+    assert "aggregate-only" in slow.note
+    same = compare_cell(android(base), android(base[::-1]), CFG)
+    assert same.verdict == "same"
+    one = compare_cell(android([1000.0]), android([1300.0]), CFG)
+    assert one.verdict == "inconclusive"
 
 
-def test_aggregate_ci_excludes_zero_exactly_when_p_below_alpha():
-    from scipy import stats
-
-    for cand_mean in np.linspace(1000, 1040, 41):
-        out = compare_cell(
-            record(None, latency=aggregate(1000, 50, 100)),
-            record(None, latency=aggregate(cand_mean, 50, 100)),
-            CompareConfig(latency_threshold=0.0),
-        )
-        ref = stats.ttest_ind_from_stats(cand_mean, 50, 100, 1000, 50, 100, equal_var=False)
-        assert out.latency.p_value == pytest.approx(ref.pvalue, rel=1e-6)
-        assert (out.latency.ci_low > 0) == (ref.pvalue < 0.01)
-
-
-def test_mixed_raw_and_aggregate_uses_the_aggregate_rule():
-    raw = record(latency(17, 300))
-    agg = record(None, latency=aggregate(1300, 100, 50))
+def test_mixed_raw_and_aggregate_compares_means():
+    raw = record(run_rounds(21, k=8, round_sigma=0.005))
+    agg = android(1400 * np.exp(np.random.default_rng(22).normal(0, 0.01, 8)))
     out = compare_cell(raw, agg, CFG)
-    assert out.latency.method == "welch" and out.verdict == "slower"
+    assert out.latency.statistic == "mean" and out.verdict == "slower"
+
+
+def test_paired_models_cancel_round_effects_that_two_runs_cannot():
+    """A and B in one run: every round swings ±30 % for both; B is 10 % slower."""
+    rng = np.random.default_rng(23)
+    levels = 1000 * np.exp(rng.normal(0, 0.3, 8))
+    a = [lv * rng.lognormal(0, 0.02, 20) for lv in levels]
+    b = [1.1 * lv * rng.lognormal(0, 0.02, 20) for lv in levels]
+    records = [record(a, cell(model="base")), record(b, cell(model="pruned"))]
+    out = compare_models(records, "base", "pruned", CFG, "R1")
+    (c,) = out.cells
+    assert out.paired and c.latency.method == "paired rounds"
+    assert c.verdict == "slower" and c.latency.change == pytest.approx(0.10, abs=0.02)
+    assert c.cell.model == "pruned" and out.baseline_id == "R1:base"
+    unpaired = compare_cell(records[0], records[1], CFG)
+    assert unpaired.verdict == "inconclusive"
+
+
+def test_paired_model_names_must_be_in_the_run():
+    records = [record(run_rounds(1), cell(model="base"))]
+    with pytest.raises(HarnessError, match="holds no model 'other'.*it has base"):
+        compare_models(records, "base", "other", CFG, "R1")
+    with pytest.raises(HarnessError, match="same model"):
+        compare_models(records, "base", "base", CFG, "R1")
 
 
 @pytest.mark.parametrize("text,value", [("5%", 0.05), ("5", 0.05), (" 2.5 % ", 0.025), ("0", 0)])
@@ -253,4 +243,5 @@ def test_config_validates():
     with pytest.raises(ValueError):
         CompareConfig(alpha=0)
     with pytest.raises(ValueError):
-        CompareConfig(resamples=10)
+        CompareConfig(latency_threshold=-0.1)
+    assert math.isclose(CompareConfig().latency_threshold, 0.05)

@@ -86,7 +86,9 @@ def run_cells(
     eval_x = load_eval_x(eval_file, options.eval_limit) if eval_file else None
     book = RoundBook(cells, timing, done_rounds, on_round)
     started = False
-    for r in range(book.rounds):
+    for r in range(book.limit):
+        if not book.pending:
+            break
         for cell in book.due(r):
             final = book.is_final(cell, r)
             if started and options.cooldown_s:
