@@ -8,18 +8,29 @@ harness.lab.worker). Baseline policies (the lab file's `baseline`):
     tag:<TAG>  every run with that tag (e.g. a whole night: tag:lab:nightly:2026-05-01)
     none       no comparison
 
-Cells are compared with harness.measure.compare (same thresholds as `harness compare`).
+Cells are compared with harness.measure.compare (same round-level rule and thresholds
+as `harness compare`). A nightly lab also knows each cell's own night-to-night noise:
+the robust scatter of its medians over the lab's earlier nights (MAD of successive log
+differences, harness.measure.steps.noise_level, from 3 nights on). A slower or faster
+verdict whose change lies within z(1 - alpha/2) of that scatter is a move the cell
+makes on ordinary nights: it becomes inconclusive, with a note. The slow creep that no
+single night shows is `harness lab history`'s change points' job.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import stats
 
 from harness.cells import Cell, CellRecord
 from harness.errors import HarnessError
 from harness.lab.worker import DeviceOutcome
-from harness.measure.compare import REGRESSIONS, CompareConfig, compare_runs
+from harness.measure.compare import REGRESSIONS, CellComparison, CompareConfig, compare_runs
+from harness.measure.steps import noise_level
 from harness.store.store import RunInfo, Store
 
 
@@ -48,14 +59,16 @@ class CellResult:
     verdict: str | None = None  # harness.measure.compare's verdict vs the baseline
     change: float | None = None  # relative change of the median vs the baseline
     note: str | None = None
-    shift: float | None = None  # the typical sample's (Hodges-Lehmann), what the verdict uses
+    shift: float | None = None  # pooled Hodges-Lehmann shift (a diagnostic)
+    night_noise: float | None = None  # night-to-night SD of the log median, earlier nights
 
     @property
     def outcome(self) -> str:
-        """JUnit's view: failure (regression, failed or lost), skipped, or passed."""
+        """JUnit's view: failure (regression, failed or lost), skipped (not measured, or
+        measured without a verdict: inconclusive), or passed."""
         if self.status in ("failed", "lost") or self.verdict in REGRESSIONS:
             return "failure"
-        if self.status in ("filtered", "unsupported"):
+        if self.status in ("filtered", "unsupported") or self.verdict == "inconclusive":
             return "skipped"
         return "passed"
 
@@ -73,6 +86,7 @@ class CellResult:
             "verdict": self.verdict,
             "change": self.change,
             "shift": self.shift,
+            "night_noise": self.night_noise,
             "note": self.note,
         }
 
@@ -156,21 +170,62 @@ def judge_night(
     stored = night_records(store, tag)
     base = [r for run_id in baseline.run_ids for r in store.cells(run_id)]
     tonight = [r for _, r in stored.values()]
-    verdicts = (
-        {c.cell: c for c in compare_runs(base, tonight, compare, baseline.label or "", tag).cells}
-        if base
-        else {}
-    )
+    verdicts = {}
+    if {r.cell for r in base} & {r.cell for r in tonight}:  # else nothing to compare
+        label = baseline.label or ""
+        verdicts = {c.cell: c for c in compare_runs(base, tonight, compare, label, tag).cells}
+    noise = night_noise(store, f"lab:{lab}:", tag)
     cells = []
     for d in outcomes:
         for m in d.models:
             for c in m.planned:
-                cells.append(_result(c, stored.get(c), verdicts.get(c), d.lost))
+                v = verdicts.get(c)
+                sigma = noise.get(c)
+                if v is not None:
+                    v = within_night_noise(v, sigma, compare.alpha)
+                cells.append(_result(c, stored.get(c), v, d.lost, sigma))
             cells.extend(CellResult(c, "filtered", reason) for c, reason in m.filtered)
     return NightResult(lab, night, tag, store.url, baseline, tuple(outcomes), tuple(cells))
 
 
-def _result(cell: Cell, stored, verdict, lost: str | None) -> CellResult:
+def night_noise(store: Store, tag_prefix: str, tonight: str) -> dict[Cell, float]:
+    """Cell -> night-to-night SD of its log median over the lab's earlier nights (cells
+    with 3 or more ok nights)."""
+    series: dict[Cell, list[float]] = {}
+    for night, runs in _nights(store.find_runs(tag_prefix=tag_prefix)).items():
+        if night == tonight:
+            continue
+        for run in runs:
+            for r in store.cells(run.run_id):
+                if r.status == "ok" and r.latency is not None and r.latency.center > 0:
+                    series.setdefault(r.cell, []).append(math.log(r.latency.center))
+    return {c: noise_level(np.asarray(v)) for c, v in series.items() if len(v) >= 3}
+
+
+def within_night_noise(
+    verdict: CellComparison, sigma: float | None, alpha: float
+) -> CellComparison:
+    """A slower/faster verdict whose change the cell makes on ordinary nights (|log
+    change| <= z(1 - alpha/2) * sigma) becomes inconclusive, with a note."""
+    lat = verdict.latency
+    if sigma is None or lat is None or verdict.verdict not in ("slower", "faster"):
+        return verdict
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    if abs(math.log1p(lat.change)) > z * sigma:
+        return verdict
+    note = (
+        f"{lat.change:+.1%} is inside this cell's night-to-night noise (SD {sigma:.1%} over "
+        f"earlier nights; a move must pass {z * sigma:.1%})"
+    )
+    return replace(
+        verdict,
+        verdict="inconclusive",
+        latency=replace(lat, verdict="inconclusive"),
+        note="; ".join(n for n in (verdict.note, note) if n),
+    )
+
+
+def _result(cell: Cell, stored, verdict, lost: str | None, sigma=None) -> CellResult:
     if stored is None:
         reason = lost or "not measured (no record was stored)"
         return CellResult(cell, "lost", f"{reason}; `harness lab run --resume` measures it")
@@ -190,6 +245,7 @@ def _result(cell: Cell, stored, verdict, lost: str | None) -> CellResult:
         latency_change.change if latency_change else None,
         verdict.note if verdict else None,
         latency_change.shift if latency_change else None,
+        sigma,
     )
 
 

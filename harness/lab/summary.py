@@ -3,8 +3,9 @@
 JUnit: one <testcase> per planned cell, classname `lab.<lab>.<device>.<model>`, name
 `<variant>/<delegate>/t<threads>`; <failure> for a regression against the baseline
 (slower, accuracy down), a failed cell or a cell lost with its device; <skipped> for a
-cell filtered out for the device or unsupported on it. Files in the output directory:
-summary.md, summary.json, junit.xml.
+cell filtered out for the device or unsupported on it, and for a measured cell whose
+verdict is inconclusive (the message says the noise and what would resolve it).
+Files in the output directory: summary.md, summary.json, junit.xml.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def night_document(result: NightResult) -> dict:
             "store": _redact(result.store_url),
             "baseline": result.baseline.to_dict(),
             "exit_code": result.exit_code,
-            "counts": {k: result.count(k) for k in ("passed", "failure", "skipped")},
+            "counts": {k: result.count(k) for k in ("passed", "failure", "skipped")}
+            | {"inconclusive": len(_inconclusive(result))},
             "regressions": len(result.regressions),
             "devices": [
                 {
@@ -85,6 +87,8 @@ def junit_tree(result: NightResult) -> ET.Element:
                 kind = "regression" if c.status not in ("failed", "lost") else c.status
                 el = ET.SubElement(case, "failure", type=kind, message=_message(c))
                 el.text = _message(c)
+            elif c.verdict == "inconclusive":
+                ET.SubElement(case, "skipped", message=_message(c))
             elif c.outcome == "skipped":
                 ET.SubElement(case, "skipped", message=f"{c.status}: {c.reason or ''}".strip())
     return suites
@@ -92,10 +96,11 @@ def junit_tree(result: NightResult) -> ET.Element:
 
 def render_markdown(result: NightResult) -> str:
     lines = [f"# Lab `{result.lab}` — night {result.night}", ""]
+    unsure = len(_inconclusive(result))
     counts = (
         f"**{len(result.regressions)} regression(s), {result.count('failure')} failing, "
-        f"{result.count('passed')} passed, {result.count('skipped')} not measured** · "
-        f"exit {result.exit_code}"
+        f"{result.count('passed')} passed, {unsure} inconclusive, "
+        f"{result.count('skipped') - unsure} not measured** · exit {result.exit_code}"
     )
     base = result.baseline
     against = f"{base.policy} `{base.label}`" if base.label else f"{base.policy}: none found"
@@ -108,6 +113,14 @@ def render_markdown(result: NightResult) -> str:
         [
             [c.cell.device, c.cell.model, _cell(c), _us(c.median_us), _pct(c.change), c.verdict]
             for c in result.regressions
+        ],
+    )
+    lines += _table(
+        "Inconclusive (no regression found, none ruled out)",
+        ["device", "model", "cell", "median", "change", "why"],
+        [
+            [c.cell.device, c.cell.model, _cell(c), _us(c.median_us), _pct(c.change), c.note]
+            for c in _inconclusive(result)
         ],
     )
     lines += _table(
@@ -148,10 +161,14 @@ def render_markdown(result: NightResult) -> str:
         [
             [c.cell.device, c.cell.model, _cell(c), c.status, c.reason or ""]
             for c in result.cells
-            if c.outcome == "skipped"
+            if c.status in ("filtered", "unsupported")
         ],
     )
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _inconclusive(result: NightResult) -> list[CellResult]:
+    return [c for c in result.cells if c.verdict == "inconclusive" and c.status == "ok"]
 
 
 def _table(title: str, header: list[str], rows: list[list]) -> list[str]:

@@ -14,10 +14,11 @@ from rich.table import Table
 
 from harness.measure.compare import CellComparison, Comparison
 
-COMPARE_SCHEMA = 1
+COMPARE_SCHEMA = 2  # 2: verdicts on rounds, "inconclusive", round fields in "latency"
 _STYLE = {
     "slower": "bold red",
     "accuracy down": "bold red",
+    "inconclusive": "magenta",
     "faster": "green",
     "failed": "yellow",
     "unsupported": "dim",
@@ -27,13 +28,14 @@ _STYLE = {
 
 
 def comparison_document(result: Comparison) -> dict:
-    """The `--json` contract (schema 1): fields are added, never renamed or removed."""
+    """The `--json` contract (schema 2): fields are added, never renamed or removed."""
     return _json_safe(
         {
             "schema": COMPARE_SCHEMA,
             "baseline": result.baseline_id,
             "candidate": result.candidate_id,
             "config": result.config.to_dict(),
+            "paired": result.paired,
             "regression": bool(result.regressions),
             "counts": result.counts(),
             "cells": [c.to_dict() for c in result.cells],
@@ -65,9 +67,9 @@ def render_comparison(result: Comparison, out: Console | None = None) -> None:
             padding=(0, 1, 0, 0),
             show_edge=False,
         )
-        # 80 columns leave no room for the shift: it is in the caption's rule, the
-        # Markdown, the JSON, and a note whenever it disagrees with the median
-        for col in ("cell", "base", "cand", "change [CI]", "p", "acc", "verdict"):
+        # 80 columns leave no room for the pooled diagnostics: they are in the Markdown
+        # and the JSON
+        for col in ("cell", "base", "cand", "change [CI]", "rnd", "acc", "verdict"):
             table.add_column(
                 col,
                 justify="left" if col in ("cell", "verdict") else "right",
@@ -76,9 +78,9 @@ def render_comparison(result: Comparison, out: Console | None = None) -> None:
         for c in cells:
             style = _STYLE.get(c.verdict)
             verdict = escape(c.verdict)
-            label, base, cand, change, _shift, p, acc = _figures(c)
+            label, base, cand, change, _shift, _p, acc = _figures(c)
             table.add_row(
-                *(escape(v) for v in (label, base, cand, change, p, acc)),
+                *(escape(v) for v in (label, base, cand, change, _rounds(c), acc)),
                 f"[{style}]{verdict}[/]" if style else verdict,
             )
         out.print(table)
@@ -93,14 +95,15 @@ def render_markdown(result: Comparison) -> str:
     lines = [
         f"**harness compare** `{result.baseline_id}` → `{result.candidate_id}`: {_summary(result)}",
         "",
-        "| device | model | cell | baseline µs | candidate µs | change [CI] | shift | p "
-        "| Δ acc | verdict |",
-        "|---|---|---|--:|--:|--:|--:|--:|--:|---|",
+        "| device | model | cell | baseline µs | candidate µs | change [CI] | rounds | p "
+        "| pooled shift | Δ acc | verdict |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for c in result.cells:
         label, base, cand, change, shift, p, acc = _figures(c)
         verdict = f"**{c.verdict}**" if c.is_regression else c.verdict
-        row = (c.cell.device, c.cell.model, label, base, cand, change, shift, p, acc, verdict)
+        row = (c.cell.device, c.cell.model, label, base, cand, change, _rounds(c), p, shift,
+               acc, verdict)  # fmt: skip
         lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
     notes = [f"- `{_md_cell(_full_label(c))}`: {_md_cell(c.note)}" for c in result.cells if c.note]
     if notes:
@@ -135,10 +138,18 @@ def _figures(c: CellComparison) -> tuple[str, str, str, str, str, str, str]:
         _us(lat.baseline) + mark,
         _us(lat.candidate) + mark,
         f"{_pct(lat.change)}%{ci}" if math.isfinite(lat.change) else "-",
-        f"{_pct(lat.shift)}%" if math.isfinite(lat.shift) else "-",
+        f"{_pct(lat.shift)}%" if lat.shift is not None and math.isfinite(lat.shift) else "-",
         _p(lat.p_value),
         acc_text,
     )
+
+
+def _rounds(c: CellComparison) -> str:
+    lat = c.latency
+    if lat is None:
+        return ""
+    b, n = lat.rounds_baseline, lat.rounds_candidate
+    return str(b) if b == n else f"{b}/{n}"
 
 
 def _label(c: CellComparison) -> str:
@@ -151,18 +162,27 @@ def _full_label(c: CellComparison) -> str:
 
 def _caption(result: Comparison) -> str:
     cfg = result.config
+    level = f"{100 * (1 - cfg.alpha):g}%"
+    thr = f"{100 * cfg.latency_threshold:g}%"
+    how = (
+        "per-round ratios in the same run (paired)"
+        if result.paired
+        else "round medians of two runs (Yuen, 20% trimmed)"
+    )
     return (
-        f"base/cand: median µs; change of the median, "
-        f"{100 * (1 - cfg.alpha):g}% bootstrap CI; Mann-Whitney p; verdict needs "
-        f"p < {cfg.alpha:g} and the typical sample's shift (Hodges-Lehmann) beyond "
-        f"{100 * cfg.latency_threshold:g}%; accuracy down = drop > "
-        f"{cfg.accuracy_threshold_pp:g} pp; ᵃ = aggregate-only (means, Welch's t)"
+        f"base/cand: typical round median µs; change with its {level} interval from the "
+        f"{how}; rnd: rounds per side; slower/faster: interval excludes 0 and change beyond "
+        f"{thr}; same: interval inside ±{thr}; else inconclusive; accuracy down = drop > "
+        f"{cfg.accuracy_threshold_pp:g} pp; ᵃ = aggregate-only (round means)"
     )
 
 
 def _summary(result: Comparison) -> str:
     counts = ", ".join(f"{n} {v}" for v, n in result.counts().items()) or "no cells"
     verdict = "REGRESSION" if result.regressions else "no regression"
+    unsure = result.counts().get("inconclusive", 0)
+    if unsure and not result.regressions:  # no regression found is not an all-clear
+        verdict = f"no regression found, {unsure} inconclusive"
     return f"{verdict} ({counts})"
 
 

@@ -6,6 +6,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from rich.console import Console
 
 from harness.cells import Cell, CellRecord, LatencyStats
@@ -78,7 +79,10 @@ def test_reports_and_compare_take_aggregate_only_cells():
         CELL, "sha", 100, _raw(latency_aggregate=AGG | {"mean": 14000.0}), None, None
     )
     verdict = compare_cell(agg, slower, CompareConfig())
-    assert verdict.verdict == "slower" and verdict.latency.method == "welch"
+    # one round per side: the mean moved 15 %, but one round is no evidence of the next
+    assert verdict.verdict == "inconclusive" and verdict.latency.statistic == "mean"
+    assert verdict.latency.change == pytest.approx(14000 / 12167.6 - 1)
+    assert "no between-round evidence" in verdict.note
 
 
 def _info(ops, dtype="float32"):

@@ -27,15 +27,31 @@ def any_store_url(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
-def record(device, model, variant, delegate, median_us, n=40, spread=0.01, seed=0, **kw):
-    """An ok CellRecord with `n` log-normal samples around `median_us`."""
+def record(
+    device,
+    model,
+    variant,
+    delegate,
+    median_us,
+    n=40,
+    spread=0.01,
+    seed=0,
+    rounds=8,
+    round_spread=0.005,
+    **kw,
+):
+    """An ok CellRecord with `n` log-normal samples around `median_us`, in `rounds` rounds
+    each at its own level (log-normal, `round_spread`)."""
     rng = np.random.default_rng(seed)
-    samples = (median_us * np.exp(rng.normal(0, spread, n))).tolist()
+    sizes = [n // rounds + (r < n % rounds) for r in range(rounds)]
+    levels = np.repeat(np.exp(rng.normal(0, round_spread, rounds)), sizes)
+    samples = (median_us * levels * np.exp(rng.normal(0, spread, n))).tolist()
     return CellRecord(
         Cell(device, model, variant, delegate, 1),
         "ok",
         latency=latency_stats(samples),
         samples={"invoke_us": samples},
+        extra={"round_sizes": sizes},
         **kw,
     )
 

@@ -50,6 +50,14 @@ def _mixed() -> NightResult:
         CellResult(_cell(a, "fp32", "nnapi"), "filtered", "nnapi is an Android delegate"),
         CellResult(_cell(b, "fp32"), "lost", "device lost mid-sweep: refused"),
         CellResult(_cell(b, "int8"), "unsupported", "custom op"),
+        CellResult(
+            _cell(a, "dynamic"),
+            "ok",
+            median_us=1000.0,
+            verdict="inconclusive",
+            change=0.07,
+            note="between-round CV 6.0% over 3 rounds; about 14 rounds per run would resolve ±5%",
+        ),
     ]
     models = (ModelOutcome("digits", "r1", ()),)
     devices = [DeviceOutcome(a, a, models, CAPS), DeviceOutcome(b, b, models, CAPS, "lost")]
@@ -60,7 +68,7 @@ def test_junit_has_one_case_per_cell_with_failures_and_skips(tmp_path):
     write_outputs(_mixed(), tmp_path)
     root = ET.parse(tmp_path / "junit.xml").getroot()
     cases = root.findall(".//testcase")
-    assert len(cases) == 6
+    assert len(cases) == 7
     by_name = {(c.get("classname"), c.get("name")): c for c in cases}
     slow = by_name[("lab.nightly.127.0.0.1:5601.digits", "int8/cpu/t1")]
     assert slow.find("failure").get("type") == "regression"
@@ -70,24 +78,29 @@ def test_junit_has_one_case_per_cell_with_failures_and_skips(tmp_path):
     lost = by_name[("lab.nightly.127.0.0.1:5602.digits", "fp32/cpu/t1")]
     assert lost.find("failure").get("type") == "lost"
     skipped = [c for c in cases if c.find("skipped") is not None]
-    assert len(skipped) == 2
+    assert len(skipped) == 3
+    unsure = by_name[("lab.nightly.127.0.0.1:5601.digits", "dynamic/cpu/t1")]
+    message = unsure.find("skipped").get("message")
+    assert message.startswith("inconclusive:") and "14 rounds per run would resolve" in message
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     s1 = suites["nightly.127.0.0.1:5601"]
-    assert (s1.get("tests"), s1.get("failures"), s1.get("skipped")) == ("4", "2", "1")
+    assert (s1.get("tests"), s1.get("failures"), s1.get("skipped")) == ("5", "2", "2")
 
 
 def test_json_and_markdown(tmp_path):
     write_outputs(_mixed(), tmp_path)
     doc = json.loads((tmp_path / "summary.json").read_text())
     assert doc["exit_code"] == 1 and doc["regressions"] == 1
-    assert doc["counts"] == {"passed": 1, "failure": 3, "skipped": 2}
+    assert doc["counts"] == {"passed": 1, "failure": 3, "skipped": 3, "inconclusive": 1}
     assert doc["store"] == "postgresql+psycopg2://lab:***@db/h"  # no password in summaries
-    assert [c["outcome"] for c in doc["cells"]].count("skipped") == 2
+    assert [c["outcome"] for c in doc["cells"]].count("skipped") == 3
     md = (tmp_path / "summary.md").read_text()
     assert md.startswith("# Lab `nightly` — night 2026-05-02")
     assert "## Regressions" in md and "| +31.0% | slower |" in md
     assert "## Failed cells" in md and "runner process died" in md
     assert "## Not measured on purpose" in md and "nnapi is an Android delegate" in md
+    assert "1 inconclusive, 2 not measured" in md
+    assert "## Inconclusive" in md and "| +7.0% | between-round CV 6.0%" in md
     assert "s3cret" not in md
 
 

@@ -39,15 +39,22 @@ def harness(capsys, monkeypatch, *args) -> tuple[int, str, str]:
 
 
 def synthetic(c: Cell, seed: int, scale: float = 1.0, accuracy: float = 0.978) -> CellRecord:
+    """8 rounds of 25 samples: each round at its own level (1 % apart), 5 % jitter."""
     rng = np.random.default_rng(seed)
-    x = (20 + 5 * c.threads) * scale * rng.lognormal(0, 0.05, 200)
-    return record_from(c, x, accuracy)
+    levels = np.repeat(rng.lognormal(0, 0.01, 8), 25)
+    x = (20 + 5 * c.threads) * scale * levels * rng.lognormal(0, 0.05, 200)
+    return record_from(c, x, accuracy, [25] * 8)
 
 
-def record_from(c: Cell, invoke_us, accuracy) -> CellRecord:
+def record_from(c: Cell, invoke_us, accuracy, sizes) -> CellRecord:
     x = [float(v) for v in invoke_us]
     return CellRecord(
-        c, "ok", latency=latency_stats(x), accuracy=accuracy, samples={"invoke_us": x}
+        c,
+        "ok",
+        latency=latency_stats(x),
+        accuracy=accuracy,
+        samples={"invoke_us": x},
+        extra={"round_sizes": sizes},
     )
 
 
@@ -118,16 +125,10 @@ def test_json_shape(runs, capsys, monkeypatch):
     code, out, _ = harness(capsys, monkeypatch, "compare", base, cand, "--store", url, "--json")
     assert code == 1
     doc = json.loads(out)
-    assert doc["schema"] == 1 and doc["baseline"] == base and doc["candidate"] == cand
-    assert doc["regression"] is True
+    assert doc["schema"] == 2 and doc["baseline"] == base and doc["candidate"] == cand
+    assert doc["regression"] is True and doc["paired"] is False
     assert doc["counts"] == {"slower": 1, "accuracy down": 1, "same": 6}
-    assert doc["config"] == {
-        "latency_threshold": 0.05,
-        "accuracy_threshold_pp": 0.5,
-        "alpha": 0.01,
-        "resamples": 2000,
-        "seed": 0,
-    }
+    assert doc["config"] == {"latency_threshold": 0.05, "accuracy_threshold_pp": 0.5, "alpha": 0.01}
     by = {(c["variant"], c["delegate"], c["threads"]): c for c in doc["cells"]}
     slow = by[("int8", "xnnpack", 1)]
     assert slow["verdict"] == "slower" and slow["regression"] is True
@@ -137,15 +138,21 @@ def test_json_shape(runs, capsys, monkeypatch):
         "baseline",
         "candidate",
         "change",
-        "shift",
         "ci_low",
         "ci_high",
         "ci_level",
         "p_value",
+        "rounds_baseline",
+        "rounds_candidate",
+        "noise",
+        "rounds_needed",
+        "verdict",
+        "shift",
+        "pooled_p",
         "n_baseline",
         "n_candidate",
-        "verdict",
     }
+    assert slow["latency"]["rounds_baseline"] == 8 and slow["latency"]["n_baseline"] == 200
     assert slow["latency"]["ci_low"] < 0.2 < slow["latency"]["ci_high"]
     acc = by[("fp32", "cpu", 2)]
     assert acc["verdict"] == "accuracy down"
@@ -160,7 +167,7 @@ def test_markdown_shape(runs, capsys, monkeypatch):
     assert lines[0].startswith(f"**harness compare** `{base}` → `{cand}`: REGRESSION")
     table = [ln for ln in lines if ln.startswith("|")]
     assert len(table) == 2 + len(CELLS)
-    assert all(ln.count("|") == 11 for ln in table)
+    assert all(ln.count("|") == 12 for ln in table)
     assert any("| **slower** |" in ln and "int8 | xnnpack" not in ln for ln in table)
     assert any("| **accuracy down** |" in ln for ln in table)
 
@@ -245,6 +252,7 @@ def test_real_digits_runs(variants, store_url, capsys, monkeypatch, tmp_path):
     for c in doc["cells"]:
         assert c["latency"]["change"] == pytest.approx(0.25, rel=1e-9)
         assert c["latency"]["shift"] == pytest.approx(0.25, rel=1e-6)
+        assert c["latency"]["rounds_baseline"] == 8  # the default
     # A/A on the same host: whatever the verdicts, every field is filled and the exit code
     # agrees with them (host noise between two runs is real; no verdict is asserted)
     code, out, _ = harness(

@@ -1,0 +1,366 @@
+"""Do harness's verdicts hold on real noise? Real runs on this host only; prints, never asserts.
+
+Models (built once under --work with keras, weights random, nothing downloaded, converted
+through harness's cache): MobileNetV2 96 px (alpha 0.35) and 128 px (alpha 0.5), and a
+plain CNN of 10 conv blocks ("base") with a twin of 11 blocks ("twin", about 10 % more
+work). Every run times them on --device local, 1 thread, cpu and xnnpack, through
+run_sweep (the code path of `harness run`), and every comparison goes through
+harness.measure.compare as `harness compare` does.
+
+(a) A/A: --aa runs back to back of the three models (6 cells), each compared with the
+    next: quiet, and with a background CPU load (a process busy in random bursts on
+    this 2-core host). At the default settings and at the settings before this change
+    (3 rounds x 100 runs, warm-up 10).
+(b) A/B across two runs: base then twin, --ab pairs; the true ratio of twin over base is
+    measured by a bare loop that alternates the two interpreters in one process.
+(c) A/B in one run: `harness run base twin` and the paired rule (--ab runs).
+(d) --precision 2% for (a), (b) and (c), and the wall time of each setting.
+
+Each comparison is judged by four rules on the same data:
+    old       pooled samples: Mann-Whitney p < alpha and |Hodges-Lehmann shift| > 5 %
+              (the rule before this change)
+    welch     round medians, plain Welch t interval (no trimming)
+    boot2     round medians, two-level bootstrap (rounds, then samples in each round)
+    harness   round medians, Yuen's 20 %-trimmed interval (the rule harness uses)
+It also prints the between-round noise it saw (median winsorised SD of log round
+medians, rate of rounds >= 1.25x a cell's median round), the figures that
+benchmarks/compare_power.py takes to simulate the same noise.
+
+Usage: python benchmarks/real_verdicts.py [--aa 18] [--ab 15] [--work build/real-verdicts]
+                                          [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from harness.cells import CellRecord
+from harness.devices.local import LocalDevice
+from harness.lab.sweep import RunSpec, run_sweep
+from harness.measure.compare import CompareConfig, compare_cell, compare_models
+from harness.measure.intervals import (
+    ShiftInterval,
+    latency_verdict,
+    two_run_shift,
+    winsorized_std,
+)
+from harness.measure.rounds import log_centers, round_summaries, split_rounds
+from harness.measure.significance import hodges_lehmann_ratio
+from harness.runners.python_runner import TimingConfig
+from harness.store.store import Store
+
+CFG = CompareConfig()
+RULES = ("old", "welch", "boot2", "harness")
+OLD_DEFAULT = TimingConfig(runs=100, rounds=3, warmup=10)
+NEW_DEFAULT = TimingConfig()
+PRECISION = TimingConfig(precision=0.02, max_time_s=120)
+DELEGATES = ("cpu", "xnnpack")
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def build_models(work: Path) -> dict[str, Path]:
+    """name -> convert directory. base and twin are both saved as cnn.keras, so their
+    cells share a name and match across two runs (in one run harness names them by
+    directory: base, twin)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from harness.convert.pipeline import ConvertSpec, convert_model
+
+    recipes = {
+        "mnv2_96": ("mnv2_96", lambda k: _mobilenet(k, 96, 0.35)),
+        "mnv2_128": ("mnv2_128", lambda k: _mobilenet(k, 128, 0.5)),
+        "base": ("cnn", lambda k: _cnn(k, 10)),
+        "twin": ("cnn", lambda k: _cnn(k, 11)),
+    }
+    out = {}
+    for name, (stem, build) in recipes.items():
+        src = work / "src" / name / f"{stem}.keras"
+        if not src.is_file():
+            import keras
+
+            keras.utils.set_random_seed(0)
+            src.parent.mkdir(parents=True, exist_ok=True)
+            build(keras).save(src)
+        spec = ConvertSpec(src, work / "variants" / name, ("fp32",))
+        out[name] = convert_model(spec).manifest_path.parent
+    return out
+
+
+def _mobilenet(keras, size: int, alpha: float):
+    return keras.applications.MobileNetV2(
+        input_shape=(size, size, 3), alpha=alpha, weights=None, classes=10
+    )
+
+
+def _cnn(keras, blocks: int):
+    x = inp = keras.Input((32, 32, 3))
+    for _ in range(blocks + 1):
+        x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(10)(x))
+
+
+def true_ratio(a: Path, b: Path, delegate: str, blocks: int = 60, per_block: int = 20) -> float:
+    """median(b) / median(a) from one process alternating the two interpreters in blocks,
+    so drift hits both alike: the ratio the verdicts should find."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    def load(p: Path):
+        kw = {}
+        if delegate == "cpu":
+            kw["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        it = Interpreter(model_path=str(p), num_threads=1, **kw)
+        it.allocate_tensors()
+        d = it.get_input_details()[0]
+        it.set_tensor(d["index"], np.random.default_rng(0).random(d["shape"], dtype=np.float32))
+        for _ in range(10):
+            it.invoke()
+        return it
+
+    ia, ib = load(a), load(b)
+    ratios = []
+    for _ in range(blocks):
+        meds = []
+        for it in (ia, ib):
+            ts = []
+            for _ in range(per_block):
+                t0 = time.perf_counter_ns()
+                it.invoke()
+                ts.append(time.perf_counter_ns() - t0)
+            meds.append(statistics.median(ts))
+        ratios.append(meds[1] / meds[0])
+    return statistics.median(ratios)
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+class Load:
+    """A background process busy in random bursts (0-200 ms on, 0-200 ms off)."""
+
+    CODE = (
+        "import random,time\n"
+        "while True:\n"
+        "    end=time.perf_counter()+random.uniform(0,0.2)\n"
+        "    while time.perf_counter()<end: pass\n"
+        "    time.sleep(random.uniform(0,0.2))\n"
+    )
+
+    def __enter__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE])
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def sweep(store: Store, models: list[Path], timing: TimingConfig) -> tuple[str, float]:
+    spec = RunSpec(
+        models[0], "local", delegates=DELEGATES, timing=timing, more_models=tuple(models[1:])
+    )
+    t0 = time.perf_counter()
+    run_id = run_sweep(spec, store, LocalDevice())
+    return run_id, time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def old_rule(b: CellRecord, c: CellRecord) -> str:
+    from scipy import stats
+
+    x, y = b.samples["invoke_us"], c.samples["invoke_us"]
+    p = stats.mannwhitneyu(x, y, method="asymptotic").pvalue
+    shift = hodges_lehmann_ratio(x, y)
+    if p < CFG.alpha and abs(shift) > CFG.latency_threshold:
+        return "slower" if shift > 0 else "faster"
+    return "same"
+
+
+def boot2_interval(b: CellRecord, c: CellRecord, rng, resamples: int = 1000) -> ShiftInterval:
+    def dist(r: CellRecord) -> np.ndarray:
+        parts = split_rounds(r.samples["invoke_us"], r.extra.get("round_sizes"))
+        k = len(parts)
+        out = np.empty(resamples)
+        for i in range(resamples):
+            pick = rng.integers(0, k, k)
+            meds = [np.median(rng.choice(parts[j], len(parts[j]))) for j in pick]
+            out[i] = np.mean(np.log(meds))
+        return out
+
+    d = dist(c) - dist(b)
+    lo, hi = np.percentile(d, [100 * CFG.alpha / 2, 100 * (1 - CFG.alpha / 2)])
+    est = float(np.median(d))
+    k = len(round_summaries(b))
+    return ShiftInterval(
+        "boot2", math.expm1(est), math.expm1(lo), math.expm1(hi), 1 - CFG.alpha, 0, k, k, 0
+    )
+
+
+def judge(b: CellRecord, c: CellRecord, rng) -> dict[str, str]:
+    """Verdict of every rule on one pair of cells (two runs)."""
+    lb, lc = log_centers(round_summaries(b)), log_centers(round_summaries(c))
+    thr = CFG.latency_threshold
+    return {
+        "old": old_rule(b, c),
+        "welch": latency_verdict(two_run_shift(lb, lc, CFG.alpha, trim=0.0), thr),
+        "boot2": latency_verdict(boot2_interval(b, c, rng), thr),
+        "harness": compare_cell(b, c, CFG).verdict,
+    }
+
+
+def consecutive(store: Store, runs: list[str], rng) -> list[dict[str, str]]:
+    out = []
+    for r1, r2 in zip(runs, runs[1:], strict=False):
+        a = {r.cell: r for r in store.cells(r1) if r.status == "ok"}
+        for r in store.cells(r2):
+            if r.cell in a and r.status == "ok":
+                out.append(judge(a[r.cell], r, rng))
+    return out
+
+
+def print_table(title: str, verdicts: list[dict[str, str]], want: str, walls: list[float]):
+    n = len(verdicts)
+    print(f"\n{title}: {n} cell comparisons, wall per run median {statistics.median(walls):.1f} s")
+    print(f"  {'rule':8} {'slower':>7} {'faster':>7} {'same':>7} {'inconcl':>8}   {want}")
+    for rule in RULES:
+        got = Counter(v[rule] for v in verdicts)
+        share = {k: got[k] / n for k in ("slower", "faster", "same", "inconclusive")}
+        key = (
+            f"false alarms {share['slower'] + share['faster']:.1%}"
+            if want == "A/A"
+            else f"called slower {share['slower']:.1%}, same or faster "
+            f"{share['same'] + share['faster']:.1%}"
+        )
+        print(
+            f"  {rule:8} {share['slower']:7.1%} {share['faster']:7.1%} {share['same']:7.1%} "
+            f"{share['inconclusive']:8.1%}   {key}"
+        )
+
+
+def noise_figures(store: Store, runs: list[str]) -> tuple[float, float]:
+    """(median winsorised SD of log round medians, share of rounds >= 1.25x the cell's
+    median round) over every ok cell of these runs."""
+    sds, spikes, total = [], 0, 0
+    for run in runs:
+        for r in store.cells(run):
+            logs = log_centers(round_summaries(r))
+            if len(logs) < 3:
+                continue
+            sds.append(winsorized_std(logs))
+            spikes += int(np.sum(logs - np.median(logs) >= math.log(1.25)))
+            total += len(logs)
+    return statistics.median(sds), spikes / max(total, 1)
+
+
+# ----------------------------------------------------------------------------- parts
+
+
+def part_aa(store, models, n_runs, timing, label, rng, load=False):
+    runs, walls = [], []
+    with Load() if load else _nothing():
+        for _ in range(n_runs):
+            run_id, wall = sweep(store, models, timing)
+            runs.append(run_id)
+            walls.append(wall)
+    verdicts = consecutive(store, runs, rng)
+    print_table(f"(a) A/A, {label}", verdicts, "A/A", walls)
+    sd, spike = noise_figures(store, runs)
+    print(f"  between-round noise: median SD of log round medians {sd:.3f}, "
+          f"rounds >= 1.25x their cell's median {spike:.1%}")  # fmt: skip
+    return walls
+
+
+def part_ab(store, base, twin, pairs, timing, label, rng, ratios):
+    verdicts, walls = [], []
+    for _ in range(pairs):
+        rb, wb = sweep(store, [base], timing)
+        rc, wc = sweep(store, [twin], timing)
+        walls += [wb, wc]
+        a = {r.cell: r for r in store.cells(rb)}
+        verdicts += [judge(a[r.cell], r, rng) for r in store.cells(rc) if r.cell in a]
+    ratio = ", ".join(f"{d} {v:.3f}" for d, v in ratios.items())
+    print_table(f"(b) A/B across two runs (true ratio {ratio}), {label}", verdicts, "A/B", walls)
+
+
+def part_paired(store, base, twin, runs, timing, label):
+    counts: dict[str, Counter] = {"A/B": Counter(), "A/A": Counter()}
+    walls = []
+    with tempfile.TemporaryDirectory() as tmp:
+        # an A/A twin for the paired rule: base's files under another directory name
+        import shutil
+
+        copy = Path(tmp) / "copy"
+        shutil.copytree(base, copy)
+        for _ in range(runs):
+            run_id, wall = sweep(store, [base, twin, copy], timing)
+            walls.append(wall)
+            records = store.cells(run_id)
+            # base and twin share their source's name (cnn): each is named by its directory
+            for kind, other in (("A/B", "twin"), ("A/A", "copy")):
+                for cc in compare_models(records, "base", other, CFG, run_id).cells:
+                    counts[kind][cc.verdict] += 1
+    for kind, got in counts.items():
+        n = sum(got.values())
+        shares = ", ".join(f"{k} {v / n:.1%}" for k, v in got.most_common())
+        print(f"\n(c) paired in one run, {kind}, {label}: {n} comparisons: {shares}; "
+              f"wall per run (3 models) median {statistics.median(walls):.1f} s")  # fmt: skip
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--aa", type=int, default=18, help="A/A runs per condition")
+    ap.add_argument("--ab", type=int, default=15, help="A/B pairs (and paired runs)")
+    ap.add_argument("--work", type=Path, default=Path("build/real-verdicts"))
+    ap.add_argument("--quick", action="store_true", help="a few runs of each, to try it")
+    args = ap.parse_args()
+    if args.quick:
+        args.aa, args.ab = 3, 2
+    rng = np.random.default_rng(0)
+    models = build_models(args.work)
+    store = Store(f"sqlite:///{Path(tempfile.mkdtemp(prefix='real-verdicts-')) / 'r.db'}")
+    print(f"host: {os.cpu_count()} cores; alpha {CFG.alpha}, threshold 5 %; 1 thread")
+    print(f"default {NEW_DEFAULT.rounds} rounds x {NEW_DEFAULT.runs} runs, warm-up "
+          f"{NEW_DEFAULT.warmup}; before: {OLD_DEFAULT.rounds} x {OLD_DEFAULT.runs}, warm-up "
+          f"{OLD_DEFAULT.warmup}; precision: 2 %, max 120 s a run")  # fmt: skip
+    aa_models = [models["mnv2_96"], models["mnv2_128"], models["base"]]
+    old = part_aa(store, aa_models, args.aa, OLD_DEFAULT, "settings before (3 x 100), quiet", rng)
+    new = part_aa(store, aa_models, args.aa, NEW_DEFAULT, "default settings, quiet", rng)
+    part_aa(store, aa_models, args.aa, NEW_DEFAULT, "default settings, background load", rng, True)
+    prec = part_aa(store, aa_models, max(3, args.aa // 2), PRECISION, "--precision 2%, quiet", rng)
+    before, now, fine = (statistics.median(w) for w in (old, new, prec))
+    print(f"\n(d) wall per A/A run (6 cells): before {before:.1f} s, default {now:.1f} s "
+          f"({now / before:.2f}x), --precision 2% {fine:.1f} s ({fine / before:.2f}x)")  # fmt: skip
+
+    base, twin = models["base"], models["twin"]
+    base_file, twin_file = base / "fp32.tflite", twin / "fp32.tflite"
+    ratios = {d: true_ratio(base_file, twin_file, d) for d in DELEGATES}
+    part_ab(store, base, twin, args.ab, NEW_DEFAULT, "default settings", rng, ratios)
+    part_ab(store, base, twin, args.ab, PRECISION, "--precision 2%", rng, ratios)
+    part_paired(store, base, twin, args.ab, NEW_DEFAULT, "default settings")
+    part_paired(store, base, twin, max(2, args.ab // 2), PRECISION, "--precision 2%")
+
+
+if __name__ == "__main__":
+    main()
