@@ -60,9 +60,11 @@ def _size(n: int | None) -> str:
 
 def _caption(rows: list[CellRecord]) -> str:
     """The legend, naming only the marks that appear in this table."""
+    counts = sorted({len(round_summaries(r)) for r in rows if r.status == "ok"})
+    rounds = "-".join(str(n) for n in counts[:: max(1, len(counts) - 1)]) or "0"
     parts = [
         "* Pareto-optimal (latency vs accuracy); times in µs, init in ms; ± 95 % interval "
-        "of the median from its rounds (rnd)"
+        f"of the median from its {rounds} rounds"
     ]
     if any(r.latency and r.latency.median is None for r in rows if r.status == "ok"):
         parts.append("ᵃ aggregate-only (benchmark_model): the mean, no p90")
@@ -126,7 +128,6 @@ _COLUMNS = (
     "thr",
     "median",
     "±",
-    "rnd",
     "p90",
     "e2e",
     "init",
@@ -154,7 +155,6 @@ def _row(r: CellRecord, on_front: bool) -> dict[str, str]:
         "median": _us(lat.center if lat else None)
         + ("" if lat is None or lat.median is not None else "ᵃ"),
         "±": "-" if half is None else f"{100 * half:.1f}%",
-        "rnd": str(len(round_summaries(r))),
         "p90": _us(lat.p90 if lat else None),
         "e2e": _us(r.end_to_end.median if r.end_to_end else None),
         "init": _ms(r.init_us),

@@ -103,6 +103,8 @@ def test_run_on_android_gives_latency_memory_coverage_and_accuracy(
         "cpu,xnnpack,gpu,nnapi",
         "--runs",
         "5",
+        "--rounds",
+        "3",
         "--warmup",
         "1",
         "--eval",

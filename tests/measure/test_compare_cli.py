@@ -217,7 +217,9 @@ def test_failed_new_missing_rows_render_within_80_columns():
 
 @pytest.mark.slow
 def test_real_digits_runs(variants, store_url, capsys, monkeypatch, tmp_path):
-    """Two real runs of the digits model; a third made of run 1 slowed down by 25 %."""
+    """Two real runs of the digits model; a third made of run 1 slowed down by 50 % (a
+    tiny model on a busy host has round medians 10 % apart: 25 % is not always clear at
+    8 rounds, and the rule says so rather than guess)."""
     model_dir = variants.manifest_path.parent
     ids = []
     for _ in range(2):
@@ -241,17 +243,19 @@ def test_real_digits_runs(variants, store_url, capsys, monkeypatch, tmp_path):
     store = Store(store_url)
     real = store.cells(ids[0])
     slowed = [
-        r.with_(samples={"invoke_us": [1.25 * v for v in r.samples["invoke_us"]]}) for r in real
+        r.with_(samples={"invoke_us": [1.5 * v for v in r.samples["invoke_us"]]}) for r in real
     ]
     slow_id = store_run(store, slowed)
     code, out, _ = harness(
         capsys, monkeypatch, "compare", ids[0], slow_id, "--store", store_url, "--json"
     )
     doc = json.loads(out)
-    assert code == 1 and doc["counts"] == {"slower": len(real)}
+    assert code == 1 and doc["counts"] == {"slower": len(real)}, [
+        (c["verdict"], c["latency"], c["note"]) for c in doc["cells"]
+    ]
     for c in doc["cells"]:
-        assert c["latency"]["change"] == pytest.approx(0.25, rel=1e-9)
-        assert c["latency"]["shift"] == pytest.approx(0.25, rel=1e-6)
+        assert c["latency"]["change"] == pytest.approx(0.5, rel=1e-9)
+        assert c["latency"]["shift"] == pytest.approx(0.5, rel=1e-6)
         assert c["latency"]["rounds_baseline"] == 8  # the default
     # A/A on the same host: whatever the verdicts, every field is filled and the exit code
     # agrees with them (host noise between two runs is real; no verdict is asserted)
