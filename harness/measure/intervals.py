@@ -118,6 +118,19 @@ def one_sample(logs, alpha: float, trim: float = TRIM) -> ShiftInterval:
     )  # fmt: skip
 
 
+def expected_precision(logs, n: int, alpha: float, trim: float = TRIM) -> float:
+    """The relative half-width one_sample would give with n rounds at the spread these
+    logs show: what one more round is expected to reach (the --precision stopping rule
+    decides before a round runs, so that the round taken last can be the eval round)."""
+    g = int(trim * n)
+    h = n - 2 * g
+    s = winsorized_std(logs, trim)
+    if h < 2 or not math.isfinite(s):
+        return math.inf
+    half = float(stats.t.ppf(1 - alpha / 2, h - 1)) * s * math.sqrt((n - 1) / (h * (h - 1)))
+    return math.expm1(half)
+
+
 def paired_shift(a_logs, b_logs, alpha: float, trim: float = TRIM) -> ShiftInterval:
     """B against A measured in the same rounds: the interval of the per-round log ratio.
 

@@ -20,7 +20,7 @@ import numpy as np
 import device_scripts
 from harness.devices.base import Device
 from harness.errors import DeviceError, HarnessError
-from harness.measure.intervals import one_sample
+from harness.measure.intervals import expected_precision
 from harness.measure.rounds import ROUND_SIZES, doc_round, log_centers
 
 RUNNER_PATH = Path(device_scripts.__file__).with_name("runner.py")
@@ -95,9 +95,10 @@ class RoundBook:
 
     A cell's final round takes the outputs for accuracy, so it is decided before the
     round runs, once: without a precision target it is round `rounds - 1`; with one, it
-    is the first round from `rounds - 1` on before which the cell's rounds already meet
-    the target, or before which the clock says one more round would overrun max_time_s
-    (a round is assumed to take as long as the previous one), or round MAX_ROUNDS - 1."""
+    is the first round from `rounds - 1` on after which the cell's rounds are expected
+    to meet the target (at the spread its rounds so far show), or before which the
+    clock says one more round would overrun max_time_s (a round is assumed to take as
+    long as the previous one), or round MAX_ROUNDS - 1."""
 
     def __init__(
         self,
@@ -146,7 +147,8 @@ class RoundBook:
             if self._clock() + 2 * last > self._deadline:
                 return True
         logs = log_centers(tuple(doc_round(d) for d in self._parts[cell.id]))
-        return len(logs) > 1 and one_sample(logs, PRECISION_ALPHA).half_width <= self._precision
+        expected = expected_precision(logs, len(logs) + 1, PRECISION_ALPHA)
+        return len(logs) > 1 and expected <= self._precision
 
     def record(self, cell: JobCell, r: int, doc: dict) -> list[dict] | None:
         """Keep an ok round that is not the cell's last (None); else the cell is done:

@@ -131,3 +131,12 @@ def test_one_sample_precision_narrows_with_rounds():
     narrow = one_sample(rounds(13, 40), 0.05)
     assert narrow.half_width < wide.half_width
     assert narrow.ci_low < 0 < narrow.ci_high
+
+
+def test_expected_precision_is_one_samples_half_width_at_the_same_spread():
+    from harness.measure.intervals import expected_precision
+
+    x = rounds(14, 12)
+    assert expected_precision(x, 12, 0.05) == pytest.approx(one_sample(x, 0.05).half_width)
+    assert expected_precision(x, 24, 0.05) < expected_precision(x, 12, 0.05)
+    assert expected_precision(x[:1], 2, 0.05) == math.inf
