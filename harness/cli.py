@@ -169,14 +169,14 @@ def _android_options(command):
 @click.option(
     "--warmup",
     type=click.IntRange(min=0),
-    default=5,
+    default=3,
     show_default=True,
     help="Warm-up runs per cell and round (not timed into the statistics).",
 )
 @click.option(
     "--rounds",
     type=click.IntRange(min=1),
-    default=8,
+    default=7,
     show_default=True,
     help="Interleaved rounds (fresh processes): each cell's runs are split across them.",
 )

@@ -10,6 +10,8 @@ import pytest
 
 from device_scripts import runner
 
+runner.load_runtime()  # as the worker does before it times anything (numpy comes with it)
+
 
 class EarlyReturnEngine:
     """Behaves like LiteRT's GPU path: run() returns at once, the work finishes on read."""

@@ -46,6 +46,7 @@ from harness.convert.variants import VARIANTS
 from harness.errors import HarnessError
 from harness.lab.plan import DELEGATES
 from harness.measure.compare import CompareConfig, parse_percent
+from harness.runners.python_runner import TimingConfig
 
 BASELINE_POLICIES = ("previous", "none", "run:", "tag:")
 _TOP_KEYS = {
@@ -108,9 +109,11 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class LabTiming:
-    runs: int = 100
-    warmup: int = 10
-    rounds: int = 3
+    """`[timing]`; defaults are `harness run`'s (a night is judged on its rounds)."""
+
+    runs: int = TimingConfig.runs
+    warmup: int = TimingConfig.warmup
+    rounds: int = TimingConfig.rounds
     min_secs: float | None = None
     cell_timeout_s: float | None = 300.0
     timeout_s: float = 3600.0

@@ -56,9 +56,9 @@ class TimingConfig:
 
     runs: int = 100
     min_secs: float | None = None
-    warmup: int = 5
+    warmup: int = 3
     timeout_s: float | None = None  # one runner job, host side; None: from the cell timeout
-    rounds: int = 8
+    rounds: int = 7
     cell_timeout_s: float | None = 300.0  # one cell in one round, enforced on the device
     precision: float | None = None
     max_time_s: float | None = None

@@ -38,7 +38,7 @@ def test_ab_in_one_run_then_paired_compare(variants, tmp_path):
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
     assert {x["model"] for x in doc["cells"]} == {"base", "same", "quant"}
-    assert all(x["rounds"] == 8 and x["precision"] is not None for x in doc["cells"])
+    assert all(x["rounds"] == 7 and x["precision"] is not None for x in doc["cells"])
     run_id = doc["run_id"]
     # the rounds really are shared: round r of every cell ran in one runner process
     first = {x["model"]: x["extra"]["round_sizes"] for x in doc["cells"]}
