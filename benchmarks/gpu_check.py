@@ -20,7 +20,7 @@ import numpy as np
 from bench_model import SIZE, build_variants
 
 from harness.devices.local import LocalDevice
-from harness.lab.sweep import RunSpec, run_sweep
+from harness.run import RunSpec, run_sweep
 from harness.runners.python_runner import TimingConfig
 from harness.store.store import Store
 

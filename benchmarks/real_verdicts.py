@@ -47,7 +47,6 @@ import numpy as np
 
 from harness.cells import CellRecord
 from harness.devices.local import LocalDevice
-from harness.lab.sweep import RunSpec, run_sweep
 from harness.measure.compare import CompareConfig, compare_cell, compare_models
 from harness.measure.intervals import (
     ShiftInterval,
@@ -57,6 +56,7 @@ from harness.measure.intervals import (
 )
 from harness.measure.rounds import log_centers, round_summaries, split_rounds
 from harness.measure.significance import hodges_lehmann_ratio
+from harness.run import RunSpec, run_sweep
 from harness.runners.python_runner import TimingConfig
 from harness.store.store import Store
 

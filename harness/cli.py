@@ -244,9 +244,9 @@ def run(
     from harness.devices.lock import device_lock
     from harness.devices.registry import open_device
     from harness.lab.plan import parse_delegates, parse_threads
-    from harness.lab.sweep import RunSpec, plan_run, run_sweep
     from harness.report.console import render_run
     from harness.report.document import run_document
+    from harness.run import RunSpec, plan_run, run_sweep
     from harness.runners.python_runner import TimingConfig
     from harness.store.store import Store
 

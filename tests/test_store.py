@@ -30,8 +30,8 @@ from sqlalchemy import select, update
 
 from harness.cells import Cell, CellRecord
 from harness.errors import HarnessError
-from harness.lab.sweep import RunSpec, plan_run
 from harness.measure.stats import latency_stats
+from harness.run import RunSpec, plan_run
 from harness.store import schema
 from harness.store.store import Store
 

@@ -17,7 +17,8 @@ from harness.errors import HarnessError
 from harness.lab.config import LabConfig
 from harness.lab.executors import run_local, run_ray
 from harness.lab.night import NightResult, judge_night, resolve_baseline
-from harness.lab.prepare import prepare_models
+from harness.lab.paired import with_baseline
+from harness.lab.prepare import build_dir, prepare_models
 from harness.lab.summary import write_outputs
 from harness.lab.worker import DeviceTask
 from harness.store.store import Store
@@ -64,6 +65,13 @@ def run_lab(
     for m in models:
         if m.error:
             progress(f"{m.name}: {m.error}")
+    base_records = [r for run_id in baseline.run_ids for r in store.cells(run_id)]
+    notes = []
+    for i, m in enumerate(models):
+        models[i], note = with_baseline(m, base_records, archive_dir(config))
+        if note:
+            notes.append(note)
+            progress(note)
     lab = {"name": config.name, "night": night}
     tasks = [
         DeviceTask(
@@ -88,9 +96,16 @@ def run_lab(
     for d in outcomes:
         if d.lost:
             progress(f"{d.label}: {d.lost}")
-    result = judge_night(store, config.name, night, tag, outcomes, baseline, config.compare)
+    result = judge_night(
+        store, config.name, night, tag, outcomes, baseline, config.compare, tuple(notes)
+    )
     out_dir = options.out_dir or _default_out(config) / night
     return LabRun(result, write_outputs(result, out_dir))
+
+
+def archive_dir(config: LabConfig) -> Path:
+    """Where the lab keeps every variant file it measured, by content (lab.paired)."""
+    return build_dir(config).parent / "archive"
 
 
 def _default_out(config: LabConfig) -> Path:

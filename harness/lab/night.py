@@ -29,9 +29,17 @@ from scipy import stats
 from harness.cells import Cell, CellRecord
 from harness.errors import HarnessError
 from harness.lab.worker import DeviceOutcome
-from harness.measure.compare import REGRESSIONS, CellComparison, CompareConfig, compare_runs
+from harness.measure.compare import (
+    REGRESSIONS,
+    CellComparison,
+    CompareConfig,
+    compare_models,
+    compare_runs,
+)
 from harness.measure.steps import noise_level
 from harness.store.store import RunInfo, Store
+
+SUFFIX = "@baseline"  # a lab model's baseline twin, swept beside it (harness.lab.paired)
 
 
 @dataclass(frozen=True)
@@ -165,8 +173,11 @@ def judge_night(
     outcomes: list[DeviceOutcome],
     baseline: Baseline,
     compare: CompareConfig,
+    notes: tuple[str, ...] = (),
 ) -> NightResult:
-    """Every planned cell of the night with its status and its verdict vs the baseline."""
+    """Every planned cell of the night with its status and its verdict vs the baseline:
+    paired against the baseline's file measured in the same run where the night did
+    that (harness.lab.paired), else across the two nights."""
     stored = night_records(store, tag)
     base = [r for run_id in baseline.run_ids for r in store.cells(run_id)]
     tonight = [r for _, r in stored.values()]
@@ -174,6 +185,7 @@ def judge_night(
     if {r.cell for r in base} & {r.cell for r in tonight}:  # else nothing to compare
         label = baseline.label or ""
         verdicts = {c.cell: c for c in compare_runs(base, tonight, compare, label, tag).cells}
+    verdicts |= paired_verdicts(stored, compare)
     noise = night_noise(store, f"lab:{lab}:", tag)
     cells = []
     for d in outcomes:
@@ -185,7 +197,36 @@ def judge_night(
                     v = within_night_noise(v, sigma, compare.alpha)
                 cells.append(_result(c, stored.get(c), v, d.lost, sigma))
             cells.extend(CellResult(c, "filtered", reason) for c, reason in m.filtered)
-    return NightResult(lab, night, tag, store.url, baseline, tuple(outcomes), tuple(cells))
+    return NightResult(
+        lab, night, tag, store.url, baseline, tuple(outcomes), tuple(cells), tuple(notes)
+    )
+
+
+def paired_verdicts(
+    stored: dict[Cell, tuple[str, CellRecord]], compare: CompareConfig
+) -> dict[Cell, CellComparison]:
+    """Cell -> its verdict against the baseline's file measured beside it in the same run
+    (a `<model>@baseline` twin), for every cell whose file differs from the twin's."""
+    runs: dict[str, list[CellRecord]] = {}
+    for run_id, r in stored.values():
+        runs.setdefault(run_id, []).append(r)
+    out = {}
+    for run_id, records in runs.items():
+        sha = {(r.cell.model, _slot(r.cell)): r.model_sha256 for r in records}
+        for twin in sorted({r.cell.model for r in records if r.cell.model.endswith(SUFFIX)}):
+            model = twin.removesuffix(SUFFIX)
+            if not any(r.cell.model == model for r in records):
+                continue
+            for c in compare_models(records, twin, model, compare, run_id).cells:
+                if sha.get((model, _slot(c.cell))) == sha.get((twin, _slot(c.cell))):
+                    continue  # the same file: tonight's file is not new for this variant
+                note = "paired: the baseline's file measured beside tonight's in this run"
+                out[c.cell] = replace(c, note="; ".join(n for n in (note, c.note) if n))
+    return out
+
+
+def _slot(c: Cell) -> tuple:
+    return (c.device, c.variant, c.delegate, c.threads)
 
 
 def night_noise(store: Store, tag_prefix: str, tonight: str) -> dict[Cell, float]:

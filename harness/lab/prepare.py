@@ -17,7 +17,7 @@ from harness.convert.variants import VARIANTS
 from harness.errors import HarnessError
 from harness.lab.config import LabConfig, ModelEntry
 from harness.lab.plan import expand
-from harness.lab.sweep import RunSpec, plan_run
+from harness.run import RunSpec, plan_run
 from harness.runners.python_runner import TimingConfig
 
 
@@ -41,7 +41,9 @@ class PreparedModel:
         """Every cell planned for this model on `device`, before capability filtering."""
         if self.spec is not None:
             try:
-                return plan_run(self.spec_for(device))[1]
+                # the lab's own model only: a baseline twin swept beside it (lab.paired)
+                # is measured, but is not a cell the night plans
+                return plan_run(replace(self.spec_for(device), more_models=()))[1]
             except HarnessError:
                 pass  # the build went away since prepare: fall through to the config's view
         from harness.lab.plan import ModelVariant
@@ -96,7 +98,7 @@ def _prepare(config: LabConfig, m: ModelEntry, progress) -> PreparedModel:
         )
         variants, _ = plan_run(spec)
         if m.eval_path is not None:
-            from harness.lab.sweep import load_eval
+            from harness.run import load_eval
 
             load_eval(m.eval_path, variants[0].info.inputs[0])
         return PreparedModel(m, spec)

@@ -39,6 +39,7 @@ def night_document(result: NightResult) -> dict:
             "tag": result.tag,
             "store": _redact(result.store_url),
             "baseline": result.baseline.to_dict(),
+            "notes": list(result.notes),
             "exit_code": result.exit_code,
             "counts": {k: result.count(k) for k in ("passed", "failure", "skipped")}
             | {"inconclusive": len(_inconclusive(result))},
@@ -107,6 +108,7 @@ def render_markdown(result: NightResult) -> str:
     if base.policy == "none":
         against = "none"
     lines += [counts, "", f"Baseline: {against} · store: `{_redact(result.store_url)}`", ""]
+    lines += [*(f"- {n}" for n in result.notes), ""] if result.notes else []
     lines += _table(
         "Regressions",
         ["device", "model", "cell", "median", "change", "verdict"],

@@ -26,7 +26,7 @@ from harness.errors import DeviceError, HarnessError
 from harness.lab.capabilities import Capabilities, device_capabilities, filter_cells
 from harness.lab.config import DeviceEntry
 from harness.lab.prepare import PreparedModel
-from harness.lab.sweep import RunSpec, run_sweep
+from harness.run import RunSpec, run_sweep
 from harness.store.store import Store
 
 PROBE_TIMEOUT_S = 15.0

@@ -22,7 +22,7 @@ from harness.adbd.server import AdbDaemon, DaemonConfig
 from harness.devices.adb_direct import DirectTransport
 from harness.devices.remote import WORKDIR, AdbDevice
 from harness.errors import DeviceError
-from harness.lab.sweep import RunSpec, run_sweep
+from harness.run import RunSpec, run_sweep
 from harness.runners.python_runner import TimingConfig
 from harness.store.store import Store
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from harness.lab.config import DeviceEntry, ModelEntry
 from harness.lab.executors import _bundle, _materialise, device_resource
 from harness.lab.prepare import PreparedModel
-from harness.lab.sweep import RunSpec
 from harness.lab.worker import DeviceTask
+from harness.run import RunSpec
 
 
 def _task(model_dir: Path, eval_path: Path) -> DeviceTask:

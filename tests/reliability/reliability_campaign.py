@@ -15,7 +15,7 @@ from pathlib import Path
 from harness.adbd import AdbDaemon
 from harness.devices.adb_direct import DirectTransport
 from harness.devices.remote import WORKDIR, AdbDevice
-from harness.lab.sweep import RunSpec, plan_run, run_sweep
+from harness.run import RunSpec, plan_run, run_sweep
 from harness.runners.python_runner import TimingConfig
 from harness.store.store import Store
 

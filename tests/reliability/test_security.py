@@ -34,7 +34,7 @@ from harness.adbd.packets import (
     PacketReader,
     encode_packet,
 )
-from harness.lab.sweep import run_sweep
+from harness.run import run_sweep
 from harness.runners import python_runner
 from harness.store.store import Store
 

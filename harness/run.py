@@ -1,4 +1,7 @@
-"""Run a plan of cells on one device and commit each cell to the store as it finishes."""
+"""`harness run`: a RunSpec (models x variants x delegates x threads on one device) is
+planned into cells, swept on the device in interleaved rounds, and each cell committed
+to the store as it finishes. The lab runs each (device, model) of a night through here
+too."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 from harness.devices.local import LocalDevice
 from harness.errors import HarnessError
 from harness.lab.plan import expand, load_variants, parse_delegates, parse_threads
-from harness.lab.sweep import RunSpec, load_eval, plan_run, run_sweep
+from harness.run import RunSpec, load_eval, plan_run, run_sweep
 from harness.runners.python_runner import TimingConfig
 from harness.store.store import Store
 
