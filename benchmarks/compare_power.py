@@ -1,7 +1,9 @@
 """How often `harness compare` cries wolf, and how small a slowdown it catches: simulated.
 
-A simulated run of one cell is `rounds` rounds of `runs / rounds` samples. Each round is
-a fresh process at another moment, so it has its own level:
+A simulated run of one cell is `rounds` rounds of `runs / rounds` samples, at a level
+of its own (--run-sigma: log-normal SD of a whole run's level, the host at that hour;
+real_verdicts.py prints it as "run-to-run"). Each round is a fresh process at another
+moment, so it has its own level too:
   * between rounds: log-normal with SD --round-sigma, and with probability --spike-rate
     the round is 1.3-2x slow (the other core was busy): the two figures
     benchmarks/real_verdicts.py measures on this host ("between-round noise" lines);
@@ -17,8 +19,8 @@ both models share each round's level and differ by --paired-sigma per round.
 Its figures are meant to sit beside real_verdicts.py's: with the noise figures measured
 there, the simulated false-alarm and detection rates should match the real ones.
 
-Usage: python benchmarks/compare_power.py [--trials 400] [--round-sigma 0.03]
-           [--spike-rate 0.06] [--paired-sigma 0.02]
+Usage: python benchmarks/compare_power.py [--trials 400] [--run-sigma 0.02]
+           [--round-sigma 0.03] [--spike-rate 0.06] [--paired-sigma 0.02]
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ SLOWDOWNS = (0.05, 0.075, 0.10, 0.15, 0.20)
 SETTINGS = {"3 x 100 (before)": (3, 100), "8 x 100 (default)": (8, 100), "24 x 12": (24, 288)}
 
 
-def round_levels(rng, rounds: int, sigma: float, spike_rate: float) -> np.ndarray:
-    levels = np.exp(rng.normal(0, sigma, rounds))
+def round_levels(rng, rounds: int, sigma: float, spike_rate: float, run_sigma=0.0):
+    levels = np.exp(rng.normal(0, sigma, rounds) + rng.normal(0, run_sigma))
     spikes = rng.random(rounds) < spike_rate
     levels[spikes] *= rng.uniform(1.3, 2.0, spikes.sum())
     return levels
@@ -83,8 +85,8 @@ def two_runs(rng, args, rounds: int, runs: int, slowdown: float) -> dict[str, Co
     got = {"old": Counter(), "harness": Counter()}
     for _ in range(args.trials):
         sides = [
-            record(simulate(rng, round_levels(rng, rounds, args.round_sigma, args.spike_rate),
-                            runs, 1 + s, args.jitter))
+            record(simulate(rng, round_levels(rng, rounds, args.round_sigma, args.spike_rate,
+                                              args.run_sigma), runs, 1 + s, args.jitter))
             for s in (0.0, slowdown)
         ]  # fmt: skip
         got["old"][old_rule(*sides)] += 1
@@ -95,7 +97,7 @@ def two_runs(rng, args, rounds: int, runs: int, slowdown: float) -> dict[str, Co
 def paired(rng, args, rounds: int, runs: int, slowdown: float) -> Counter:
     got = Counter()
     for _ in range(args.trials):
-        shared = round_levels(rng, rounds, args.round_sigma, args.spike_rate)
+        shared = round_levels(rng, rounds, args.round_sigma, args.spike_rate, args.run_sigma)
         a = simulate(rng, shared * np.exp(rng.normal(0, args.paired_sigma, rounds)), runs, 1.0,
                      args.jitter)  # fmt: skip
         b = simulate(rng, shared * np.exp(rng.normal(0, args.paired_sigma, rounds)), runs,
@@ -122,11 +124,13 @@ def main() -> None:
     ap.add_argument("--spike-rate", type=float, default=0.06)
     ap.add_argument("--paired-sigma", type=float, default=0.02)
     ap.add_argument("--jitter", type=float, default=0.03)
+    ap.add_argument("--run-sigma", type=float, default=0.02)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     print(
-        f"simulated, {args.trials} pairs per row; between-round SD {args.round_sigma:.1%}, "
+        f"simulated, {args.trials} pairs per row; run-to-run SD {args.run_sigma:.1%}, "
+        f"between-round SD {args.round_sigma:.1%}, "
         f"slow rounds {args.spike_rate:.0%} (1.3-2x), within-round jitter {args.jitter:.0%}; "
         f"threshold 5 %, alpha {CFG.alpha}"
     )

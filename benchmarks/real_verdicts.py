@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,7 @@ CFG = CompareConfig()
 RULES = ("old", "welch", "boot2", "harness")
 OLD_DEFAULT = TimingConfig(runs=100, rounds=3, warmup=10)
 NEW_DEFAULT = TimingConfig()
-PRECISION = TimingConfig(precision=0.02, max_time_s=120)
+PRECISION = TimingConfig(precision=0.02, max_time_s=60)
 DELEGATES = ("cpu", "xnnpack")
 
 
@@ -251,10 +252,15 @@ def print_table(title: str, verdicts: list[dict[str, str]], want: str, walls: li
         )
 
 
-def noise_figures(store: Store, runs: list[str]) -> tuple[float, float]:
+def noise_figures(store: Store, runs: list[str]) -> tuple[float, float, float]:
     """(median winsorised SD of log round medians, share of rounds >= 1.25x the cell's
-    median round) over every ok cell of these runs."""
-    sds, spikes, total = [], 0, 0
+    median round, median run-to-run SD of a cell's typical round: MAD of successive
+    differences / sqrt 2, as harness.measure.steps.noise_level) over these runs."""
+    from scipy import stats
+
+    from harness.measure.steps import noise_level
+
+    sds, spikes, total, centres = [], 0, 0, {}
     for run in runs:
         for r in store.cells(run):
             logs = log_centers(round_summaries(r))
@@ -263,7 +269,9 @@ def noise_figures(store: Store, runs: list[str]) -> tuple[float, float]:
             sds.append(winsorized_std(logs))
             spikes += int(np.sum(logs - np.median(logs) >= math.log(1.25)))
             total += len(logs)
-    return statistics.median(sds), spikes / max(total, 1)
+            centres.setdefault(r.cell, []).append(float(stats.trim_mean(logs, 0.2)))
+    run_sd = [noise_level(np.asarray(v)) for v in centres.values() if len(v) >= 3]
+    return statistics.median(sds), spikes / max(total, 1), statistics.median(run_sd or [math.nan])
 
 
 # ----------------------------------------------------------------------------- parts
@@ -278,9 +286,10 @@ def part_aa(store, models, n_runs, timing, label, rng, load=False):
             walls.append(wall)
     verdicts = consecutive(store, runs, rng)
     print_table(f"(a) A/A, {label}", verdicts, "A/A", walls)
-    sd, spike = noise_figures(store, runs)
-    print(f"  between-round noise: median SD of log round medians {sd:.3f}, "
-          f"rounds >= 1.25x their cell's median {spike:.1%}")  # fmt: skip
+    sd, spike, run_sd = noise_figures(store, runs)
+    print(f"  noise: between-round SD of log round medians {sd:.3f} (median over cells), "
+          f"rounds >= 1.25x their cell's median {spike:.1%}, "
+          f"run-to-run SD {run_sd:.3f}")  # fmt: skip
     return walls
 
 
@@ -334,7 +343,17 @@ def main() -> None:
     ap.add_argument("--ab", type=int, default=15, help="A/B pairs (and paired runs)")
     ap.add_argument("--work", type=Path, default=Path("build/real-verdicts"))
     ap.add_argument("--quick", action="store_true", help="a few runs of each, to try it")
+    ap.add_argument("--parts", default="aa,ab,paired", help="which parts to run (aa, ab, paired)")
+    ap.add_argument("--max-time", type=float, default=60.0, help="--precision budget a run")
+    ap.add_argument("--rounds", type=int, help="try other settings than the defaults")
+    ap.add_argument("--runs", type=int)
+    ap.add_argument("--warmup", type=int)
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    global PRECISION, NEW_DEFAULT
+    PRECISION = TimingConfig(precision=0.02, max_time_s=args.max_time)
+    tried = {k: getattr(args, k) for k in ("rounds", "runs", "warmup") if getattr(args, k)}
+    NEW_DEFAULT = replace(NEW_DEFAULT, **tried)
     if args.quick:
         args.aa, args.ab = 3, 2
     rng = np.random.default_rng(0)
@@ -343,8 +362,23 @@ def main() -> None:
     print(f"host: {os.cpu_count()} cores; alpha {CFG.alpha}, threshold 5 %; 1 thread")
     print(f"default {NEW_DEFAULT.rounds} rounds x {NEW_DEFAULT.runs} runs, warm-up "
           f"{NEW_DEFAULT.warmup}; before: {OLD_DEFAULT.rounds} x {OLD_DEFAULT.runs}, warm-up "
-          f"{OLD_DEFAULT.warmup}; precision: 2 %, max 120 s a run")  # fmt: skip
+          f"{OLD_DEFAULT.warmup}; precision: 2 %, max {args.max_time:g} s a run")  # fmt: skip
+    base, twin = models["base"], models["twin"]
+    if "paired" in parts:
+        part_paired(store, base, twin, args.ab, NEW_DEFAULT, "default settings")
+    if "paired-precision" in parts:
+        part_paired(store, base, twin, max(2, args.ab // 2), PRECISION, "--precision 2%")
     aa_models = [models["mnv2_96"], models["mnv2_128"], models["base"]]
+    if "aa" in parts:
+        aa(store, aa_models, args, rng)
+    if "ab" in parts:
+        base_file, twin_file = base / "fp32.tflite", twin / "fp32.tflite"
+        ratios = {d: true_ratio(base_file, twin_file, d) for d in DELEGATES}
+        part_ab(store, base, twin, args.ab, NEW_DEFAULT, "default settings", rng, ratios)
+        part_ab(store, base, twin, args.ab, PRECISION, "--precision 2%", rng, ratios)
+
+
+def aa(store, aa_models, args, rng) -> None:
     old = part_aa(store, aa_models, args.aa, OLD_DEFAULT, "settings before (3 x 100), quiet", rng)
     new = part_aa(store, aa_models, args.aa, NEW_DEFAULT, "default settings, quiet", rng)
     part_aa(store, aa_models, args.aa, NEW_DEFAULT, "default settings, background load", rng, True)
@@ -352,14 +386,6 @@ def main() -> None:
     before, now, fine = (statistics.median(w) for w in (old, new, prec))
     print(f"\n(d) wall per A/A run (6 cells): before {before:.1f} s, default {now:.1f} s "
           f"({now / before:.2f}x), --precision 2% {fine:.1f} s ({fine / before:.2f}x)")  # fmt: skip
-
-    base, twin = models["base"], models["twin"]
-    base_file, twin_file = base / "fp32.tflite", twin / "fp32.tflite"
-    ratios = {d: true_ratio(base_file, twin_file, d) for d in DELEGATES}
-    part_ab(store, base, twin, args.ab, NEW_DEFAULT, "default settings", rng, ratios)
-    part_ab(store, base, twin, args.ab, PRECISION, "--precision 2%", rng, ratios)
-    part_paired(store, base, twin, args.ab, NEW_DEFAULT, "default settings")
-    part_paired(store, base, twin, max(2, args.ab // 2), PRECISION, "--precision 2%")
 
 
 if __name__ == "__main__":

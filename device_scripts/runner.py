@@ -370,77 +370,128 @@ def short_reason(text: str) -> str:
 
 def run_cell(runtime: dict, job: dict, cell: dict, eval_data) -> dict:
     """Measure one cell; every failure becomes a status and a reason, never a crash."""
-    result = {
-        "schema": SCHEMA,
-        "type": "cell",
-        "id": cell["id"],
-        "delegate": cell["delegate"],
-        "threads": cell["threads"],
-        "status": "ok",
-        "reason": None,
-    }
-    result["peak_rss_scope"] = "cell" if reset_peak_rss() else "process"
-    try:
-        t0 = time.perf_counter_ns()
-        engine = make_engine(runtime, cell["model"], cell["delegate"], cell["threads"])
-        result["init_us"] = (time.perf_counter_ns() - t0) / 1e3
-        result["sync_point"] = engine.sync_point
-        result.update(engine.facts())
-        if cell.get("timing", True):
-            result.update(time_cell(engine, job, eval_data))
-        if eval_data is not None:
-            result["eval"] = evaluate(engine, eval_data, job, cell["id"])
-    except Unsupported as exc:
+    docs = []
+    run_together(runtime, job, [cell], lambda _c: eval_data, docs.append)
+    return next(d for d in docs if d.get("type") == "cell")
+
+
+def run_together(runtime: dict, job: dict, cells: list, eval_for, emit) -> None:
+    """Measure cells interleaved invoke by invoke (one cell alone is the common case).
+
+    The cells of an A/B group (the same variant, delegate and threads of several models)
+    alternate every timed run, in an order that reverses each time, so whatever the
+    host does in that second hits every model of the group alike: their per-round
+    medians come from the same moments. Each cell's engine is created, and its eval
+    pass run, on its own; a failure of one is that cell's alone."""
+    opened = []
+    for cell in cells:
+        emit({"schema": SCHEMA, "type": "start", "id": cell["id"]})
+        result = {
+            "schema": SCHEMA,
+            "type": "cell",
+            "id": cell["id"],
+            "delegate": cell["delegate"],
+            "threads": cell["threads"],
+            "status": "ok",
+            "reason": None,
+        }
+        alone = len(cells) == 1
+        result["peak_rss_scope"] = "cell" if alone and reset_peak_rss() else "process"
+        try:
+            t0 = time.perf_counter_ns()
+            engine = make_engine(runtime, cell["model"], cell["delegate"], cell["threads"])
+            result["init_us"] = (time.perf_counter_ns() - t0) / 1e3
+            result["sync_point"] = engine.sync_point
+            result.update(engine.facts())
+            opened.append((cell, result, engine))
+        except Exception as exc:
+            _fail(result, exc)
+            result["peak_rss_kb"] = peak_rss_kb()
+            emit(result)
+    timed = [(c, r, e) for c, r, e in opened if c.get("timing", True)]
+    if timed:
+        if len(timed) > 1:  # the watchdog allows the group its members' time together
+            emit({"schema": SCHEMA, "type": "start", "id": timed[0][0]["id"], "span": len(timed)})
+        try:
+            samples = time_cells([e for _, _, e in timed], job, [eval_for(c) for c, _, _ in timed])
+            for (_, result, _), s in zip(timed, samples):  # noqa: B905 (boards' Python 3.8)
+                result.update(s)
+        except Exception as exc:
+            for _, result, _ in timed:
+                _fail(result, exc)
+    for cell, result, engine in opened:
+        data = eval_for(cell)
+        if result["status"] == "ok" and data is not None:
+            if len(cells) > 1:
+                emit({"schema": SCHEMA, "type": "start", "id": cell["id"]})
+            try:
+                result["eval"] = evaluate(engine, data, job, cell["id"])
+            except Exception as exc:
+                _fail(result, exc)
+        result["peak_rss_kb"] = peak_rss_kb()
+        emit(result)
+
+
+def _fail(result: dict, exc: Exception) -> None:
+    if isinstance(exc, Unsupported):
         result.update(status="unsupported", reason=str(exc))
-    except Exception as exc:
-        text = f"{type(exc).__name__}: {exc}"
-        unsupported = any(m in text for m in _UNSUPPORTED_MARKERS)
-        result.update(status="unsupported" if unsupported else "failed", reason=short_reason(text))
-        if not unsupported:
-            result["traceback"] = traceback.format_exc(limit=5)[-2000:]
-    result["peak_rss_kb"] = peak_rss_kb()
-    return result
+        return
+    text = f"{type(exc).__name__}: {exc}"
+    unsupported = any(m in text for m in _UNSUPPORTED_MARKERS)
+    result.update(status="unsupported" if unsupported else "failed", reason=short_reason(text))
+    if not unsupported:
+        result["traceback"] = traceback.format_exc(limit=5)[-2000:]
 
 
 def time_cell(engine, job: dict, eval_data) -> dict:
     """First inference, warm-up and timed runs; invoke-only and end-to-end samples."""
-    inputs = _timing_inputs(engine, eval_data)
-    sync_on_read = engine.sync_point == "read_outputs"
+    return time_cells([engine], job, [eval_data])[0]
+
+
+def time_cells(engines: list, job: dict, evals: list) -> list[dict]:
+    """time_cell for several engines at once, alternating them every run (see
+    run_together); each gets the same number of runs."""
+    inputs = [_timing_inputs(e, x) for e, x in zip(engines, evals)]  # noqa: B905
     ns = time.perf_counter_ns
+    out = [{"first": [], "warmup_us": [], "invoke_us": [], "e2e_us": []} for _ in engines]
 
-    engine.set_inputs(inputs)
-    t0 = ns()
-    engine.invoke()
-    if sync_on_read:
-        engine.read_outputs()
-    first_us = (ns() - t0) / 1e3
-    warmup = []
-    for _ in range(int(job.get("warmup", 0))):
+    def one(k: int, key: str, fresh_inputs: bool) -> None:
+        e, sync_on_read = engines[k], engines[k].sync_point == "read_outputs"
         t0 = ns()
-        engine.invoke()
-        if sync_on_read:
-            engine.read_outputs()
-        warmup.append((ns() - t0) / 1e3)
-
-    runs, min_secs = int(job.get("runs") or 1), job.get("min_secs")
-    invoke_us, e2e_us = [], []
-    start = ns()
-    while len(invoke_us) < runs or (min_secs and (ns() - start) < min_secs * 1e9):
-        t0 = ns()
-        engine.set_inputs(inputs)
+        if fresh_inputs:
+            e.set_inputs(inputs[k])
         t1 = ns()
-        engine.invoke()
+        e.invoke()
         if sync_on_read:
-            engine.read_outputs()
+            e.read_outputs()
         t2 = ns()
+        if key != "invoke_us":
+            out[k][key].append((t2 - t1) / 1e3)
+            return
         if not sync_on_read:
-            engine.read_outputs()
+            e.read_outputs()
         t3 = ns()
-        invoke_us.append((t2 - t1) / 1e3)
-        e2e_us.append((t3 - t0) / 1e3)
-        if job.get("max_runs") and len(invoke_us) >= job["max_runs"]:
+        out[k]["invoke_us"].append((t2 - t1) / 1e3)
+        out[k]["e2e_us"].append((t3 - t0) / 1e3)
+
+    for k, e in enumerate(engines):
+        e.set_inputs(inputs[k])
+        one(k, "first", False)
+        out[k]["first_us"] = out[k].pop("first")[0]
+    order = list(range(len(engines)))
+    for _ in range(int(job.get("warmup", 0))):
+        for k in order:
+            one(k, "warmup_us", False)
+    runs, min_secs = int(job.get("runs") or 1), job.get("min_secs")
+    start, done = ns(), 0
+    while done < runs or (min_secs and (ns() - start) < min_secs * 1e9):
+        for k in order:
+            one(k, "invoke_us", True)
+        order.reverse()  # A B, B A, ...: neither model always follows the other
+        done += 1
+        if job.get("max_runs") and done >= job["max_runs"]:
             break
-    return {"first_us": first_us, "warmup_us": warmup, "invoke_us": invoke_us, "e2e_us": e2e_us}
+    return out
 
 
 def _timing_inputs(engine, eval_data) -> list:
@@ -492,10 +543,14 @@ def worker(job: dict, only: list[str], emit) -> None:
     if job.get("outputs_dir"):
         os.makedirs(job["outputs_dir"], exist_ok=True)
     eval_data = load_eval(job.get("eval"))
+    groups: dict = {}  # cells sharing a "group" are timed together (A/B in one run)
     for cell in job["cells"]:
         if cell["id"] in only:
-            emit({"schema": SCHEMA, "type": "start", "id": cell["id"]})
-            emit(run_cell(runtime, job, cell, eval_data if cell.get("eval", True) else None))
+            groups.setdefault(cell.get("group") or ("", cell["id"]), []).append(cell)
+    for cells in groups.values():
+        run_together(
+            runtime, job, cells, lambda c: eval_data if c.get("eval", True) else None, emit
+        )
 
 
 HEARTBEAT_S = 1.0  # a silent device looks like a dead connection to ADB clients
@@ -568,7 +623,8 @@ def _watch(proc, limit, remaining: list, said_hello: list, emit) -> tuple[str | 
                 said_hello[0] = True
                 emit(doc)
             elif kind == "start":
-                current, deadline = doc["id"], time.monotonic() + (limit or 0.0)
+                span = doc.get("span") or 1  # an A/B group: its members' time together
+                current, deadline = doc["id"], time.monotonic() + (limit or 0.0) * span
             elif kind == "cell":
                 emit(doc)
                 remaining.remove(doc["id"])

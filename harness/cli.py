@@ -169,14 +169,14 @@ def _android_options(command):
 @click.option(
     "--warmup",
     type=click.IntRange(min=0),
-    default=3,
+    default=2,
     show_default=True,
     help="Warm-up runs per cell and round (not timed into the statistics).",
 )
 @click.option(
     "--rounds",
     type=click.IntRange(min=1),
-    default=7,
+    default=6,
     show_default=True,
     help="Interleaved rounds (fresh processes): each cell's runs are split across them.",
 )
@@ -403,6 +403,13 @@ def _progress(total: int, enabled: bool):
     show_default=True,
     help="Significance level; confidence intervals are at 1 - alpha.",
 )
+@click.option(
+    "--run-noise",
+    default="2%",
+    show_default=True,
+    help="Run-to-run SD of a whole run's level, added to two-run intervals (paired A/B "
+    "needs none).",
+)
 @click.option("--markdown", "fmt", flag_value="markdown", help="Print Markdown.")
 @click.option("--json", "fmt", flag_value="json", help="Print the comparison as JSON.")
 def compare(
@@ -414,6 +421,7 @@ def compare(
     latency_threshold,
     accuracy_threshold,
     alpha,
+    run_noise,
     fmt,
 ) -> None:
     """Compare run CANDIDATE against run BASELINE cell by cell, or model --b against
@@ -436,6 +444,7 @@ def compare(
         latency_threshold=parse_percent(latency_threshold),
         accuracy_threshold_pp=accuracy_threshold,
         alpha=alpha,
+        run_noise=_run_noise(run_noise),
     )
     store = Store(store_url)
     if model_a or model_b:
@@ -459,6 +468,15 @@ def compare(
         render_comparison(result)
     if result.regressions:
         sys.exit(EXIT_REGRESSION)
+
+
+def _run_noise(text: str) -> float:
+    from harness.measure.compare import parse_percent
+
+    value = parse_percent(text)
+    if value >= 0.5:
+        raise HarnessError(f"--run-noise {text!r} must be a percentage below 50%")
+    return value
 
 
 def _say(msg: str) -> None:

@@ -132,7 +132,9 @@ def run_sweep(
     job += ref_of.values()
     for i, c in enumerate(todo):
         v = by_name[(c.model, c.variant)]
-        jc = JobCell(f"c{i}", v.path, v.info.sha256, c.delegate, c.threads)
+        # several models: each slot's cells alternate run by run in every round (A/B)
+        group = f"{c.variant}|{c.delegate}|{c.threads}" if len(spec.models) > 1 else None
+        jc = JobCell(f"c{i}", v.path, v.info.sha256, c.delegate, c.threads, group=group)
         cell_of[jc.id] = c
         job.append(jc)
 

@@ -188,7 +188,7 @@ def test_int8_io_is_quantised_in_and_dequantised_out(int8_io, digits, tmp_path):
 class _CrashingDevice(LocalDevice):
     """LocalDevice whose runner's worker really dies (os._exit) on models named crash*.
 
-    The wrapper loads the real runner and patches run_cell; it also stands in for the
+    The wrapper loads the real runner and patches make_engine; it also stands in for the
     runner file, so the supervisor starts it (not runner.py) as its worker process.
     """
 
@@ -201,12 +201,12 @@ class _CrashingDevice(LocalDevice):
             "runner = importlib.util.module_from_spec(spec)\n"
             "spec.loader.exec_module(runner)\n"
             "runner.__file__ = __file__  # the supervisor starts workers from __file__\n"
-            "real = runner.run_cell\n"
-            "def run_cell(runtime, job, cell, eval_data):\n"
-            "    if os.path.basename(cell['model']).startswith('crash'):\n"
+            "real = runner.make_engine\n"
+            "def make_engine(runtime, model, delegate, threads):\n"
+            "    if os.path.basename(model).startswith('crash'):\n"
             "        os._exit(134)\n"
-            "    return real(runtime, job, cell, eval_data)\n"
-            "runner.run_cell = run_cell\n"
+            "    return real(runtime, model, delegate, threads)\n"
+            "runner.make_engine = make_engine\n"
             "args = [a for a in sys.argv[1:] if not a.endswith('runner.py')]\n"
             "sys.exit(runner.main(args))\n"
         )

@@ -9,12 +9,12 @@ harness.lab.worker). Baseline policies (the lab file's `baseline`):
     none       no comparison
 
 Cells are compared with harness.measure.compare (same round-level rule and thresholds
-as `harness compare`). A nightly lab also knows each cell's own night-to-night noise:
-the robust scatter of its medians over the lab's earlier nights (MAD of successive log
-differences, harness.measure.steps.noise_level, from 3 nights on). A slower or faster
-verdict whose change lies within z(1 - alpha/2) of that scatter is a move the cell
-makes on ordinary nights: it becomes inconclusive, with a note. The slow creep that no
-single night shows is `harness lab history`'s change points' job.
+as `harness compare`), with one difference: a nightly lab knows each cell's own
+night-to-night noise, the robust scatter of its medians over the lab's earlier nights
+(MAD of successive log differences, harness.measure.steps.noise_level, from 3 nights
+on), and that replaces the compare's generic run-to-run noise in the cell's interval.
+A move the cell makes on ordinary nights is then not a regression. The slow creep that
+no single night shows is `harness lab history`'s change points' job.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy import stats
 
 from harness.cells import Cell, CellRecord
 from harness.errors import HarnessError
@@ -181,21 +180,18 @@ def judge_night(
     stored = night_records(store, tag)
     base = [r for run_id in baseline.run_ids for r in store.cells(run_id)]
     tonight = [r for _, r in stored.values()]
+    noise = night_noise(store, f"lab:{lab}:", tag)
     verdicts = {}
     if {r.cell for r in base} & {r.cell for r in tonight}:  # else nothing to compare
         label = baseline.label or ""
-        verdicts = {c.cell: c for c in compare_runs(base, tonight, compare, label, tag).cells}
+        result = compare_runs(base, tonight, compare, label, tag, run_noise=noise)
+        verdicts = {c.cell: c for c in result.cells}
     verdicts |= paired_verdicts(stored, compare)
-    noise = night_noise(store, f"lab:{lab}:", tag)
     cells = []
     for d in outcomes:
         for m in d.models:
             for c in m.planned:
-                v = verdicts.get(c)
-                sigma = noise.get(c)
-                if v is not None:
-                    v = within_night_noise(v, sigma, compare.alpha)
-                cells.append(_result(c, stored.get(c), v, d.lost, sigma))
+                cells.append(_result(c, stored.get(c), verdicts.get(c), d.lost, noise.get(c)))
             cells.extend(CellResult(c, "filtered", reason) for c, reason in m.filtered)
     return NightResult(
         lab, night, tag, store.url, baseline, tuple(outcomes), tuple(cells), tuple(notes)
@@ -241,29 +237,6 @@ def night_noise(store: Store, tag_prefix: str, tonight: str) -> dict[Cell, float
                 if r.status == "ok" and r.latency is not None and r.latency.center > 0:
                     series.setdefault(r.cell, []).append(math.log(r.latency.center))
     return {c: noise_level(np.asarray(v)) for c, v in series.items() if len(v) >= 3}
-
-
-def within_night_noise(
-    verdict: CellComparison, sigma: float | None, alpha: float
-) -> CellComparison:
-    """A slower/faster verdict whose change the cell makes on ordinary nights (|log
-    change| <= z(1 - alpha/2) * sigma) becomes inconclusive, with a note."""
-    lat = verdict.latency
-    if sigma is None or lat is None or verdict.verdict not in ("slower", "faster"):
-        return verdict
-    z = float(stats.norm.ppf(1 - alpha / 2))
-    if abs(math.log1p(lat.change)) > z * sigma:
-        return verdict
-    note = (
-        f"{lat.change:+.1%} is inside this cell's night-to-night noise (SD {sigma:.1%} over "
-        f"earlier nights; a move must pass {z * sigma:.1%})"
-    )
-    return replace(
-        verdict,
-        verdict="inconclusive",
-        latency=replace(lat, verdict="inconclusive"),
-        note="; ".join(n for n in (verdict.note, note) if n),
-    )
 
 
 def _result(cell: Cell, stored, verdict, lost: str | None, sigma=None) -> CellResult:

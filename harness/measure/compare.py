@@ -17,8 +17,11 @@ Latency (see harness.measure.intervals for the procedure and its justification)
     change  = the relative change of the typical round centre: exp(trimmed mean of the
               log centres, candidate minus baseline) - 1 (+0.20 = 20 % slower); paired:
               the trimmed mean of the per-round log ratios
-    CI      = Yuen's 20 %-trimmed Welch interval of that difference (paired: the
-              trimmed one-sample interval of the per-round ratios) at 1 - alpha
+    CI      = Yuen's 20 %-trimmed Welch interval of that difference at 1 - alpha, its
+              variance widened by 2 * run_noise^2: a whole run sits at its own level,
+              which no number of rounds inside two runs can show (2 % by default, a
+              lab cell's own night-to-night scatter where it has one). Paired: the
+              trimmed one-sample interval of the per-round ratios; the run is shared
     verdict = slower / faster when the CI excludes 0 and the change passes the latency
               threshold (5 % by default); same when the whole CI lies inside
               ±threshold (equivalence shown); inconclusive otherwise, with a note
@@ -45,6 +48,7 @@ Regressions (what makes `harness compare` exit 1): slower and accuracy down.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -85,12 +89,17 @@ class CompareConfig:
     latency_threshold: float = 0.05
     accuracy_threshold_pp: float = 0.5
     alpha: float = 0.01
+    # relative SD of a whole run's level beyond its rounds (two-run comparisons only):
+    # 2 % is what consecutive quiet runs on a 2-core host showed (real_verdicts.py)
+    run_noise: float = 0.02
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
         if self.latency_threshold < 0 or self.accuracy_threshold_pp < 0:
             raise ValueError("thresholds must not be negative")
+        if not 0 <= self.run_noise < 1:
+            raise ValueError("run noise must be in [0, 1)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,6 +123,7 @@ class LatencyChange:
     noise: float  # between-round CV (paired: of the per-round ratio)
     rounds_needed: int | None  # inconclusive: about how many rounds would resolve it
     verdict: str  # slower / faster / same / inconclusive
+    run_noise: float = 0.0  # run-to-run SD added to a two-run interval (0 when paired)
     shift: float | None = None  # pooled Hodges-Lehmann shift (diagnostic)
     pooled_p: float | None = None  # pooled Mann-Whitney p (diagnostic)
     n_baseline: int = 0  # samples
@@ -192,8 +202,11 @@ def compare_runs(
     config: CompareConfig | None = None,
     baseline_id: str = "baseline",
     candidate_id: str = "candidate",
+    run_noise: Mapping[Cell, float] | None = None,
 ) -> Comparison:
     """Every cell of either run, in baseline order, then the candidate's new cells.
+    `run_noise` gives some cells their own run-to-run noise (a lab's history) in place of
+    config.run_noise.
 
     HarnessError when the runs share no cell: there is nothing to compare."""
     config = config or CompareConfig()
@@ -206,11 +219,16 @@ def compare_runs(
             "--a and --b"
         )
     cells = list(dict.fromkeys([*base, *cand]))
+    noise = run_noise or {}
+
+    def own(c: Cell) -> CompareConfig:
+        return replace(config, run_noise=noise[c]) if c in noise else config
+
     return Comparison(
         baseline_id,
         candidate_id,
         config,
-        tuple(compare_cell(base.get(c), cand.get(c), config) for c in cells),
+        tuple(compare_cell(base.get(c), cand.get(c), own(c)) for c in cells),
     )
 
 
@@ -296,7 +314,10 @@ def compare_latency(
         statistic = "mean"
     lb, lc = log_centers(rb), log_centers(rc)
     alpha = config.alpha
-    iv = paired_shift(lb, lc, alpha) if paired else two_run_shift(lb, lc, alpha)
+    if paired:
+        iv = paired_shift(lb, lc, alpha)
+    else:
+        iv = two_run_shift(lb, lc, alpha, run_noise=config.run_noise)
     return latency_change(iv, lb, lc, statistic, baseline, candidate, config)
 
 
@@ -338,6 +359,7 @@ def latency_change(
         noise=iv.noise,
         rounds_needed=needed,
         verdict=verdict,
+        run_noise=iv.run_noise,
         shift=shift,
         pooled_p=pooled_p,
         n_baseline=len(x) or (baseline.latency.n if baseline.latency else 0),

@@ -59,6 +59,7 @@ class ShiftInterval:
     rounds_candidate: int
     noise: float
     p_value: float | None = None
+    run_noise: float = 0.0  # relative SD of a whole run's level, added to two-run intervals
 
     @property
     def half_width(self) -> float:
@@ -149,30 +150,54 @@ def paired_shift(a_logs, b_logs, alpha: float, trim: float = TRIM) -> ShiftInter
     )  # fmt: skip
 
 
-def two_run_shift(base_logs, cand_logs, alpha: float, trim: float = TRIM) -> ShiftInterval:
+def two_run_shift(
+    base_logs, cand_logs, alpha: float, trim: float = TRIM, run_noise: float = 0.0
+) -> ShiftInterval:
     """Candidate against baseline, two separate runs: Yuen's trimmed Welch interval of
-    the difference of log round centres (scipy.stats.ttest_ind with trim)."""
+    the difference of log round centres (scipy.stats.ttest_ind with trim), widened by
+    the run-to-run noise.
+
+    Rounds spread over one run, but a whole run still sits at its own level (the host at
+    that hour): on this host two quiet runs' typical rounds differ by about 2 % SD even
+    when each run's own interval is ±1 %. That component is invisible inside two runs,
+    so it comes from outside: `run_noise` (relative SD of a run's level: the cell's
+    history in a lab, else `harness compare --run-noise`). It adds 2 * run_noise^2 to
+    the variance of the difference, with Welch-Satterthwaite degrees of freedom (the
+    run-noise figure counted as known)."""
     x = np.asarray(base_logs, dtype=np.float64)
     y = np.asarray(cand_logs, dtype=np.float64)
     nx, ny = len(x), len(y)
     noise = _pooled_noise(x, y, trim)
+    level = 1 - alpha
+    est = _trimmed_mean(y, trim) - _trimmed_mean(x, trim) if nx and ny else math.nan
     if nx < 2 or ny < 2:
-        est = _trimmed_mean(y, trim) - _trimmed_mean(x, trim) if nx and ny else math.nan
-        return ShiftInterval("yuen", _rel(est), -math.inf, math.inf, 1 - alpha, 0.0, nx, ny, noise)
-    est = _trimmed_mean(y, trim) - _trimmed_mean(x, trim)
-    if winsorized_std(x, trim) == 0 and winsorized_std(y, trim) == 0:
-        return ShiftInterval(  # no spread on either side: the difference is exact
-            "yuen", _rel(est), _rel(est), _rel(est), 1 - alpha, float(nx + ny - 2), nx, ny,
-            0.0, float(est == 0),
-        )  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # nearly-equal rounds: still valid
-        res = stats.ttest_ind(y, x, equal_var=False, trim=trim)
-        ci = res.confidence_interval(1 - alpha)
+        return ShiftInterval("yuen", _rel(est), -math.inf, math.inf, level, 0.0, nx, ny, noise,
+                             run_noise=run_noise)  # fmt: skip
+    se, df = 0.0, math.inf
+    if winsorized_std(x, trim) > 0 or winsorized_std(y, trim) > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # nearly-equal rounds: valid
+            res = stats.ttest_ind(y, x, equal_var=False, trim=trim)
+            ci = res.confidence_interval(level)
+        df = float(res.df)
+        se = (float(ci.high) - float(ci.low)) / 2 / float(stats.t.ppf(1 - alpha / 2, df))
+    extra = 2 * math.log1p(run_noise) ** 2
+    total = math.sqrt(se * se + extra)
+    if total == 0:  # no spread anywhere: the difference is exact
+        return ShiftInterval("yuen", _rel(est), _rel(est), _rel(est), level, df, nx, ny, 0.0,
+                             float(est == 0), run_noise)  # fmt: skip
+    df_eff = total**4 / (se**4 / df) if se > 0 and math.isfinite(df) else math.inf
+    q = float(stats.t.ppf(1 - alpha / 2, df_eff)) if math.isfinite(df_eff) else _z(alpha)
+    p = float(2 * (stats.t.sf(abs(est) / total, df_eff) if math.isfinite(df_eff)
+                   else stats.norm.sf(abs(est) / total)))  # fmt: skip
     return ShiftInterval(
-        "yuen", _rel(est), _rel(float(ci.low)), _rel(float(ci.high)), 1 - alpha,
-        float(res.df), nx, ny, noise, float(res.pvalue),
+        "yuen", _rel(est), _rel(est - q * total), _rel(est + q * total), level, df_eff, nx, ny,
+        noise, p, run_noise,
     )  # fmt: skip
+
+
+def _z(alpha: float) -> float:
+    return float(stats.norm.ppf(1 - alpha / 2))
 
 
 def _trimmed_mean(x: np.ndarray, trim: float) -> float:
@@ -201,20 +226,23 @@ def rounds_to_resolve(iv: ShiftInterval, threshold: float, trim: float = TRIM) -
     """About how many rounds per run would turn this inconclusive interval into a
     verdict, at the noise it showed: the half-width must fall below the distance from
     the estimate to the nearest decision edge (0 beyond the threshold, the threshold
-    inside it; at least a quarter of the threshold). None: not within 1000 rounds, or
-    no noise figure to go on."""
+    inside it; at least a quarter of the threshold). None: not within 1000 rounds (the
+    run-to-run noise alone may be too wide for two runs), or no noise figure."""
     if not (math.isfinite(iv.noise) and iv.noise > 0 and math.isfinite(iv.estimate)):
         return None
     e = abs(math.log1p(iv.estimate))
     t = math.log1p(threshold)
     need = max(e if e > t else t - e, t / 4)
     sides = 1 if iv.method in ("paired", "one-sample") else 2
+    extra = 2 * math.log1p(iv.run_noise) ** 2 if sides == 2 else 0.0
     alpha = 1 - iv.level
+    if _z(alpha) * math.sqrt(extra) >= need:
+        return None
     for n in range(max(3, min(iv.rounds_baseline, iv.rounds_candidate)), MAX_ROUNDS_ADVICE + 1):
         h = n - 2 * int(trim * n)
-        se = iv.noise * math.sqrt(sides * (n - 1) / (h * (h - 1)))
-        df = (h - 1) * sides
-        if float(stats.t.ppf(1 - alpha / 2, df)) * se <= need:
+        se2 = iv.noise**2 * sides * (n - 1) / (h * (h - 1))
+        df = (h - 1) * sides * (1 + extra / se2) ** 2 if se2 > 0 else math.inf
+        if float(stats.t.ppf(1 - alpha / 2, df)) * math.sqrt(se2 + extra) <= need:
             return n
     return None
 
@@ -228,11 +256,15 @@ def inconclusive_note(iv: ShiftInterval, threshold: float) -> str:
         )
     what = "per-round difference" if iv.method == "paired" else "between-round"
     n = rounds_to_resolve(iv, threshold)
-    more = (
-        f"about {n} rounds per run would resolve ±{threshold:.0%}"
-        if n
-        else f"more than {MAX_ROUNDS_ADVICE} rounds would be needed to resolve ±{threshold:.0%}"
-    )
+    if n:
+        more = f"about {n} rounds per run would resolve ±{threshold:.0%}"
+    elif iv.method != "paired" and iv.run_noise > 0:
+        more = (
+            f"two runs cannot resolve ±{threshold:.0%} at {iv.run_noise:.1%} run-to-run "
+            "noise: time both in one run and compare --a/--b"
+        )
+    else:
+        more = f"more than {MAX_ROUNDS_ADVICE} rounds would be needed to resolve ±{threshold:.0%}"
     return (
         f"{what} CV {iv.noise:.1%} over {min(iv.rounds_baseline, iv.rounds_candidate)} "
         f"rounds; interval {iv.ci_low:+.1%}..{iv.ci_high:+.1%}; {more}"

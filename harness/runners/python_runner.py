@@ -43,6 +43,7 @@ class JobCell:
     delegate: str
     threads: int
     timing: bool = True
+    group: str | None = None  # cells of one group are timed together, run by run (A/B)
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,9 @@ class TimingConfig:
 
     runs: int = 100
     min_secs: float | None = None
-    warmup: int = 3
+    warmup: int = 2
     timeout_s: float | None = None  # one runner job, host side; None: from the cell timeout
-    rounds: int = 7
+    rounds: int = 6
     cell_timeout_s: float | None = 300.0  # one cell in one round, enforced on the device
     precision: float | None = None
     max_time_s: float | None = None
@@ -281,6 +282,7 @@ def _one_runner(
             "threads": c.threads,
             "timing": c.timing,
             "eval": c.id in evals,
+            "group": c.group,
         }
         for c in cells
     ]

@@ -20,6 +20,7 @@ from harness.measure.compare import (
 from harness.measure.stats import aggregate_stats, latency_stats
 
 CFG = CompareConfig()
+ROUNDS_ONLY = CompareConfig(run_noise=0.0)  # the rounds' own evidence, no run-level term
 
 
 def cell(variant="fp32", delegate="xnnpack", threads=1, device="local", model="digits") -> Cell:
@@ -51,7 +52,7 @@ def record(parts=None, c: Cell | None = None, **kw) -> CellRecord:
 
 
 def test_a_aa_pair_of_runs_is_same_when_rounds_agree():
-    out = compare_cell(record(run_rounds(1)), record(run_rounds(2)), CFG)
+    out = compare_cell(record(run_rounds(1)), record(run_rounds(2)), ROUNDS_ONLY)
     assert out.verdict == "same"
     assert out.latency.method == "rounds" and out.latency.statistic == "median"
     assert out.latency.rounds_baseline == out.latency.rounds_candidate == 10
@@ -81,7 +82,7 @@ def test_a_true_shift_under_round_noise_is_inconclusive_at_3_rounds_slower_at_30
     many = compare_cell(
         record(run_rounds(7, k=30, per_round=10, round_sigma=0.08)),
         record(run_rounds(8, k=30, per_round=10, round_sigma=0.08, scale=1.10)),
-        CFG,
+        ROUNDS_ONLY,
     )
     assert many.verdict == "slower" and many.is_regression
     assert many.latency.change == pytest.approx(0.10, abs=0.04)
@@ -95,11 +96,31 @@ def test_faster_and_a_small_real_change_inside_the_threshold_is_same():
     base = quiet(9)
     fast = compare_cell(record(base), record(quiet(10, 0.8)), CFG)
     assert fast.verdict == "faster" and not fast.is_regression
-    small = compare_cell(record(base), record(quiet(11, 1.02)), CFG)
+    small = compare_cell(record(base), record(quiet(11, 1.02)), ROUNDS_ONLY)
     assert small.latency.ci_low > 0  # real...
     assert small.verdict == "same"  # ...but inside ±5 %: equivalence shown
-    low_bar = compare_cell(record(base), record(quiet(11, 1.02)), CompareConfig(0.01))
+    low_bar = compare_cell(record(base), record(quiet(11, 1.02)), CompareConfig(0.01, run_noise=0))
     assert low_bar.verdict == "slower"
+
+
+def test_run_to_run_noise_widens_two_run_intervals_but_not_paired_ones():
+    """Two precise runs 4 % apart: the rounds alone call it real; with 2 % run-to-run
+    noise (a whole run sits at its own level) two runs cannot tell, and the note says
+    to time both in one run."""
+
+    def quiet(seed, scale=1.0, model="m"):
+        parts = run_rounds(seed, k=20, scale=scale, round_sigma=0.003, sigma=0.01)
+        return record(parts, cell(model=model))
+
+    base, cand = quiet(30), quiet(31, 1.08)
+    assert compare_cell(base, cand, ROUNDS_ONLY).verdict == "slower"
+    wide = compare_cell(base, cand, CFG)
+    assert wide.verdict == "inconclusive" and wide.latency.run_noise == 0.02
+    assert wide.latency.ci_low < 0 < 0.08 < wide.latency.ci_high
+    assert "two runs cannot resolve ±5% at 2.0% run-to-run noise" in wide.note
+    assert wide.latency.rounds_needed is None
+    paired = compare_models([base, quiet(31, 1.08, "n")], "m", "n", CFG)
+    assert paired.cells[0].latency.run_noise == 0 and paired.cells[0].verdict == "slower"
 
 
 def test_one_round_per_run_is_inconclusive_and_says_why():
@@ -126,7 +147,7 @@ def test_accuracy_threshold_in_percentage_points(base_acc, cand_acc, down):
 
 
 def test_accuracy_down_wins_over_latency_and_keeps_its_verdict():
-    base, cand = run_rounds(15, round_sigma=0.005), run_rounds(16, scale=1.2, round_sigma=0.005)
+    base, cand = run_rounds(15, round_sigma=0.005), run_rounds(16, scale=1.3, round_sigma=0.005)
     out = compare_cell(record(base, accuracy=0.98), record(cand, accuracy=0.96), CFG)
     assert out.verdict == "accuracy down" and out.is_regression
     assert out.latency.verdict == "slower"
@@ -151,13 +172,19 @@ def test_new_missing_failed_unsupported_and_counts():
     ]
     out = compare_runs(baseline, candidate, CFG, "A", "B")
     got = {(r.cell.variant, r.cell.threads): (r.verdict, r.note) for r in out.cells}
-    assert got[("fp32", 1)][0] == "same"
+    assert got[("fp32", 1)][0] == "inconclusive"  # identical rounds, but two runs
     assert got[("int8", 1)] == ("missing", "not in the candidate")
     assert got[("fp16", 1)] == ("failed", "candidate: runner died")
     assert got[("dynamic", 1)][0] == "unsupported"
     assert got[("fp32", 4)] == ("new", "only in the candidate")
     assert not out.regressions
-    assert out.counts() == {"failed": 1, "same": 1, "missing": 1, "new": 1, "unsupported": 1}
+    assert out.counts() == {
+        "failed": 1,
+        "inconclusive": 1,
+        "new": 1,
+        "missing": 1,
+        "unsupported": 1,
+    }
 
 
 def test_runs_that_share_no_cell_are_an_error():
@@ -191,7 +218,7 @@ def test_aggregate_only_cells_follow_the_same_rules_on_round_means():
     slow = compare_cell(android(base), android(1.2 * base[::-1]), CFG)
     assert slow.verdict == "slower" and slow.latency.statistic == "mean"
     assert "aggregate-only" in slow.note
-    same = compare_cell(android(base), android(base[::-1]), CFG)
+    same = compare_cell(android(base), android(base[::-1]), ROUNDS_ONLY)
     assert same.verdict == "same"
     one = compare_cell(android([1000.0]), android([1300.0]), CFG)
     assert one.verdict == "inconclusive"

@@ -88,15 +88,21 @@ def test_no_regression_exits_0_with_an_80_column_table(runs, capsys, monkeypatch
     assert err == ""
     assert "\x1b[" not in out  # no colour when stdout is not a terminal
     assert max(len(line) for line in out.splitlines()) <= 80
-    assert sum(line.rstrip().endswith(" same") for line in out.splitlines()) == len(CELLS)
-    assert "no regression (8 same)" in out
+    # two runs 1 % apart in every round: the default 2 % run-to-run noise leaves a
+    # ±7 % interval, wider than the 5 % threshold: no verdict either way
+    assert sum(line.rstrip().endswith(" inconclusive") for line in out.splitlines()) == 8
+    assert "no regression found, 8 inconclusive (8 inconclusive)" in out
+    code, out, _ = harness(
+        capsys, monkeypatch, "compare", base, twin, "--store", url, "--run-noise", "0"
+    )
+    assert code == 0 and "no regression (8 same)" in out
 
 
 def test_regression_exits_1_and_names_the_cells(runs, capsys, monkeypatch):
     url, base, _, cand = runs
     code, out, _ = harness(capsys, monkeypatch, "compare", base, cand, "--store", url)
     assert code == 1
-    assert "REGRESSION (1 slower, 1 accuracy down, 6 same)" in out
+    assert "REGRESSION (1 slower, 1 accuracy down, 6 inconclusive)" in out
     assert max(len(line) for line in out.splitlines()) <= 80
     row = next(line for line in out.splitlines() if line.lstrip().startswith("int8/xnnpack/t1"))
     assert row.split()[-1] == "slower" and "% [+" in row
@@ -127,8 +133,13 @@ def test_json_shape(runs, capsys, monkeypatch):
     doc = json.loads(out)
     assert doc["schema"] == 2 and doc["baseline"] == base and doc["candidate"] == cand
     assert doc["regression"] is True and doc["paired"] is False
-    assert doc["counts"] == {"slower": 1, "accuracy down": 1, "same": 6}
-    assert doc["config"] == {"latency_threshold": 0.05, "accuracy_threshold_pp": 0.5, "alpha": 0.01}
+    assert doc["counts"] == {"slower": 1, "accuracy down": 1, "inconclusive": 6}
+    assert doc["config"] == {
+        "latency_threshold": 0.05,
+        "accuracy_threshold_pp": 0.5,
+        "alpha": 0.01,
+        "run_noise": 0.02,
+    }
     by = {(c["variant"], c["delegate"], c["threads"]): c for c in doc["cells"]}
     slow = by[("int8", "xnnpack", 1)]
     assert slow["verdict"] == "slower" and slow["regression"] is True
@@ -147,6 +158,7 @@ def test_json_shape(runs, capsys, monkeypatch):
         "noise",
         "rounds_needed",
         "verdict",
+        "run_noise",
         "shift",
         "pooled_p",
         "n_baseline",
