@@ -39,7 +39,7 @@ from harness.measure.stats import latency_stats
 
 CFG = CompareConfig()
 SLOWDOWNS = (0.05, 0.075, 0.10, 0.15, 0.20)
-SETTINGS = {"3 x 100 (before)": (3, 100), "8 x 100 (default)": (8, 100), "24 x 12": (24, 288)}
+SETTINGS = {"3 x 100 (before)": (3, 100), "6 x 100 (default)": (6, 100), "24 x 12": (24, 288)}
 
 
 def round_levels(rng, rounds: int, sigma: float, spike_rate: float, run_sigma=0.0):

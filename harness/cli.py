@@ -405,7 +405,7 @@ def _progress(total: int, enabled: bool):
 )
 @click.option(
     "--run-noise",
-    default="2%",
+    default="3%",
     show_default=True,
     help="Run-to-run SD of a whole run's level, added to two-run intervals (paired A/B "
     "needs none).",

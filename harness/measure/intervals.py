@@ -158,7 +158,7 @@ def two_run_shift(
     the run-to-run noise.
 
     Rounds spread over one run, but a whole run still sits at its own level (the host at
-    that hour): on this host two quiet runs' typical rounds differ by about 2 % SD even
+    that hour): on this host two quiet runs' typical rounds differ by 2-3 % SD even
     when each run's own interval is ±1 %. That component is invisible inside two runs,
     so it comes from outside: `run_noise` (relative SD of a run's level: the cell's
     history in a lab, else `harness compare --run-noise`). It adds 2 * run_noise^2 to

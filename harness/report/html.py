@@ -217,8 +217,9 @@ def _acc(a: float | None) -> str:
 
 
 _COLUMNS = (
-    "variant", "delegate", "threads", "status", "reason", "median", "95% CI", "p90", "p99",
-    "e2e", "init", "first", "accuracy", "drift", "size", "peak RSS", "outliers", "Pareto",
+    "model", "variant", "delegate", "threads", "status", "reason", "median", "95% CI", "p90",
+    "p99", "e2e", "init", "first", "accuracy", "drift", "size", "peak RSS", "outliers",
+    "Pareto",
 )  # fmt: skip
 
 
@@ -233,7 +234,7 @@ def _cell_table(i: int, rows, pareto) -> str:
         if status == "partially delegated" and not reason:
             reason = _coverage_text(r.extra)
         cells = [
-            _td(c.variant), _td(c.delegate), _td(c.threads, c.threads),
+            _td(c.model), _td(c.variant), _td(c.delegate), _td(c.threads, c.threads),
             f'<td class="st st-{status.split()[0]}">{esc(status)}</td>',
             _td_us(lat.median if lat else None),
             _td(f"{format_us(lat.ci_low)} – {format_us(lat.ci_high)}" if lat else "",

@@ -88,8 +88,8 @@ def test_no_regression_exits_0_with_an_80_column_table(runs, capsys, monkeypatch
     assert err == ""
     assert "\x1b[" not in out  # no colour when stdout is not a terminal
     assert max(len(line) for line in out.splitlines()) <= 80
-    # two runs 1 % apart in every round: the default 2 % run-to-run noise leaves a
-    # ±7 % interval, wider than the 5 % threshold: no verdict either way
+    # two runs 1 % apart in every round: the default 3 % run-to-run noise leaves a
+    # ±11 % interval, wider than the 5 % threshold: no verdict either way
     assert sum(line.rstrip().endswith(" inconclusive") for line in out.splitlines()) == 8
     assert "no regression found, 8 inconclusive (8 inconclusive)" in out
     code, out, _ = harness(
@@ -138,7 +138,7 @@ def test_json_shape(runs, capsys, monkeypatch):
         "latency_threshold": 0.05,
         "accuracy_threshold_pp": 0.5,
         "alpha": 0.01,
-        "run_noise": 0.02,
+        "run_noise": 0.03,
     }
     by = {(c["variant"], c["delegate"], c["threads"]): c for c in doc["cells"]}
     slow = by[("int8", "xnnpack", 1)]
