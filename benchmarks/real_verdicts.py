@@ -13,21 +13,25 @@ harness.measure.compare as `harness compare` does.
     (3 rounds x 100 runs, warm-up 10).
 (b) A/B across two runs: base then twin, --ab pairs; the true ratio of twin over base is
     measured by a bare loop that alternates the two interpreters in one process.
-(c) A/B in one run: `harness run base twin` and the paired rule (--ab runs).
+(c) A/B in one run: `harness run base twin copy` (copy: base's file under another
+    name, an A/A pair) and the paired rule (--ab runs); the models alternate run by run.
 (d) --precision 2% for (a), (b) and (c), and the wall time of each setting.
 
 Each comparison is judged by four rules on the same data:
     old       pooled samples: Mann-Whitney p < alpha and |Hodges-Lehmann shift| > 5 %
               (the rule before this change)
-    welch     round medians, plain Welch t interval (no trimming)
-    boot2     round medians, two-level bootstrap (rounds, then samples in each round)
-    harness   round medians, Yuen's 20 %-trimmed interval (the rule harness uses)
-It also prints the between-round noise it saw (median winsorised SD of log round
-medians, rate of rounds >= 1.25x a cell's median round), the figures that
-benchmarks/compare_power.py takes to simulate the same noise.
+    welch     round medians alone, plain Welch t interval (no trimming)
+    boot2     round medians alone, two-level bootstrap (rounds, then samples in rounds)
+    harness   harness compare: round medians, Yuen's 20 %-trimmed interval, widened by
+              the default run-to-run noise (a run's own level; welch and boot2 lack it)
+Paired A/B in one run is judged by harness's paired rule only (per-round ratios).
+It also prints the noise it saw: the between-round SD of log round medians, the rate
+of rounds >= 1.25x a cell's median round, and the run-to-run SD of a cell's typical
+round: the figures benchmarks/compare_power.py takes to simulate the same noise.
 
-Usage: python benchmarks/real_verdicts.py [--aa 18] [--ab 15] [--work build/real-verdicts]
-                                          [--quick]
+Usage: python benchmarks/real_verdicts.py [--aa 18] [--ab 15] [--max-time 60]
+           [--parts paired,paired-precision,aa,ab] [--rounds R --runs N --warmup W]
+           [--work build/real-verdicts] [--quick]
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -343,12 +348,18 @@ def main() -> None:
     ap.add_argument("--ab", type=int, default=15, help="A/B pairs (and paired runs)")
     ap.add_argument("--work", type=Path, default=Path("build/real-verdicts"))
     ap.add_argument("--quick", action="store_true", help="a few runs of each, to try it")
-    ap.add_argument("--parts", default="aa,ab,paired", help="which parts to run (aa, ab, paired)")
+    ap.add_argument(
+        "--parts",
+        default="paired,paired-precision,aa,ab",
+        help="which parts to run: paired, paired-precision, aa, ab",
+    )
     ap.add_argument("--max-time", type=float, default=60.0, help="--precision budget a run")
     ap.add_argument("--rounds", type=int, help="try other settings than the defaults")
     ap.add_argument("--runs", type=int)
     ap.add_argument("--warmup", type=int)
     args = ap.parse_args()
+    # a kill must not leave the background load behind to skew the next measurements
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parts = set(args.parts.split(","))
     global PRECISION, NEW_DEFAULT
     PRECISION = TimingConfig(precision=0.02, max_time_s=args.max_time)
