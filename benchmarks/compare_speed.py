@@ -1,7 +1,8 @@
-"""How long `compare_runs` takes: 200 cells x 1000 raw samples per side (median of 3).
+"""How long `compare_runs` takes: 200 cells x 1000 raw samples per side in 6 rounds
+(median of 3).
 
-Everything a compare does per cell is timed: medians, the 2000-resample bootstrap CI,
-the Mann-Whitney U test and the verdict. No store, no rendering.
+Everything a compare does per cell is timed: the rounds' medians, Yuen's interval, the
+pooled diagnostics (Mann-Whitney, Hodges-Lehmann) and the verdict. No store, no rendering.
 
 Usage: python benchmarks/compare_speed.py [--cells 200] [--samples 1000] [--repeats 3]
 """
@@ -27,7 +28,16 @@ def make_run(cells: int, samples: int, seed: int) -> list[CellRecord]:
         x[rng.random(samples) < 0.02] *= 3  # heavy-tail spikes
         cell = Cell("dev", "model", f"v{i // 8}", ("cpu", "xnnpack")[i % 2], 1 + (i // 2) % 4)
         xs = [float(v) for v in x]
-        records.append(CellRecord(cell, "ok", latency=latency_stats(xs), samples={"invoke_us": xs}))
+        sizes = [samples // 6 + (r < samples % 6) for r in range(6)]
+        records.append(
+            CellRecord(
+                cell,
+                "ok",
+                latency=latency_stats(xs),
+                samples={"invoke_us": xs},
+                extra={"round_sizes": sizes},
+            )
+        )
     return records
 
 
@@ -47,8 +57,8 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     per_cell = statistics.median(times) / args.cells
     print(
-        f"compare {args.cells} cells x {args.samples} samples/side, "
-        f"{config.resamples} bootstrap resamples: median {statistics.median(times):.3f} s "
+        f"compare {args.cells} cells x {args.samples} samples/side in 6 rounds: "
+        f"median {statistics.median(times):.3f} s "
         f"of {args.repeats} ({1e3 * per_cell:.2f} ms/cell); verdicts {result.counts()}"
     )
 
