@@ -73,6 +73,8 @@ def record(parts: list[np.ndarray], model: str = "m") -> CellRecord:
 
 
 def old_rule(a: CellRecord, b: CellRecord) -> str:
+    """The verdict before this change: pooled samples, Mann-Whitney p < alpha and
+    |Hodges-Lehmann shift| > the threshold (also used by real_verdicts.py)."""
     x, y = a.samples["invoke_us"], b.samples["invoke_us"]
     p = stats.mannwhitneyu(x, y, method="asymptotic").pvalue
     shift = hodges_lehmann_ratio(x, y)

@@ -50,6 +50,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from compare_power import old_rule  # the rule before this change, shared
 
 from harness.cells import CellRecord
 from harness.devices.local import LocalDevice
@@ -61,7 +62,6 @@ from harness.measure.intervals import (
     winsorized_std,
 )
 from harness.measure.rounds import log_centers, round_summaries, split_rounds
-from harness.measure.significance import hodges_lehmann_ratio
 from harness.run import RunSpec, run_sweep
 from harness.runners.python_runner import TimingConfig
 from harness.store.store import Store
@@ -183,17 +183,6 @@ def sweep(store: Store, models: list[Path], timing: TimingConfig) -> tuple[str, 
 
 
 # ----------------------------------------------------------------------------- rules
-
-
-def old_rule(b: CellRecord, c: CellRecord) -> str:
-    from scipy import stats
-
-    x, y = b.samples["invoke_us"], c.samples["invoke_us"]
-    p = stats.mannwhitneyu(x, y, method="asymptotic").pvalue
-    shift = hodges_lehmann_ratio(x, y)
-    if p < CFG.alpha and abs(shift) > CFG.latency_threshold:
-        return "slower" if shift > 0 else "faster"
-    return "same"
 
 
 def boot2_interval(b: CellRecord, c: CellRecord, rng, resamples: int = 1000) -> ShiftInterval:
