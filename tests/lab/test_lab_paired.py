@@ -27,7 +27,6 @@ def _lab(tmp_path, model, url):
         warmup = 1
         rounds = 4
         [[models]]
-        name = "digits"
         source = "{model}"
         """,
     )

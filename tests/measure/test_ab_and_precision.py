@@ -9,6 +9,7 @@ import shutil
 import pytest
 from cli_helpers import harness
 
+from harness.runners.python_runner import TimingConfig
 from harness.store.store import Store
 
 
@@ -38,7 +39,9 @@ def test_ab_in_one_run_then_paired_compare(variants, tmp_path):
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
     assert {x["model"] for x in doc["cells"]} == {"base", "same", "quant"}
-    assert all(x["rounds"] == 7 and x["precision"] is not None for x in doc["cells"])
+    assert all(
+        x["rounds"] == TimingConfig.rounds and x["precision"] is not None for x in doc["cells"]
+    )
     run_id = doc["run_id"]
     # the rounds really are shared: round r of every cell ran in one runner process
     first = {x["model"]: x["extra"]["round_sizes"] for x in doc["cells"]}
@@ -73,7 +76,8 @@ def test_precision_adds_rounds_until_the_target(variants, tmp_path):
     loose = harness(*args, "--precision", "50%", "--store", url, "--json")
     assert loose.returncode == 0, loose.stderr
     (cell,) = json.loads(loose.stdout)["cells"]
-    assert cell["rounds"] == 3 and cell["precision"] <= 0.5  # met by the minimum rounds
+    # met at (or, on a busy host, just after) the minimum rounds
+    assert 3 <= cell["rounds"] <= 6 and cell["precision"] <= 0.5
     tight = harness(*args, "--precision", "0.1%", "--max-time", "20s", "--store", url, "--json")
     assert tight.returncode == 0, tight.stderr
     (cell,) = json.loads(tight.stdout)["cells"]

@@ -15,6 +15,7 @@ from harness.cli import main
 from harness.measure.compare import compare_runs
 from harness.measure.stats import latency_stats
 from harness.report.compare_view import render_comparison
+from harness.runners.python_runner import TimingConfig
 from harness.store.store import Store
 
 CELLS = [
@@ -231,7 +232,7 @@ def test_failed_new_missing_rows_render_within_80_columns():
 def test_real_digits_runs(variants, store_url, capsys, monkeypatch, tmp_path):
     """Two real runs of the digits model; a third made of run 1 slowed down by 50 % (a
     tiny model on a busy host has round medians 10 % apart: 25 % is not always clear at
-    7 rounds, and the rule says so rather than guess)."""
+    the default rounds, and the rule says so rather than guess)."""
     model_dir = variants.manifest_path.parent
     ids = []
     for _ in range(2):
@@ -268,7 +269,7 @@ def test_real_digits_runs(variants, store_url, capsys, monkeypatch, tmp_path):
     for c in doc["cells"]:
         assert c["latency"]["change"] == pytest.approx(0.5, rel=1e-9)
         assert c["latency"]["shift"] == pytest.approx(0.5, rel=1e-6)
-        assert c["latency"]["rounds_baseline"] == 7  # the default
+        assert c["latency"]["rounds_baseline"] == TimingConfig.rounds  # the default
     # A/A on the same host: whatever the verdicts, every field is filled and the exit code
     # agrees with them (host noise between two runs is real; no verdict is asserted)
     code, out, _ = harness(
