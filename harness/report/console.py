@@ -63,8 +63,8 @@ def _caption(rows: list[CellRecord]) -> str:
     counts = sorted({len(round_summaries(r)) for r in rows if r.status == "ok"})
     rounds = "-".join(str(n) for n in counts[:: max(1, len(counts) - 1)]) or "0"
     parts = [
-        "* Pareto-optimal (latency vs accuracy); times in µs, init in ms; ± 95 % interval "
-        f"of the median from its {rounds} rounds"
+        "* Pareto-optimal (latency vs accuracy); times in µs, init in ms; ± the 95 % "
+        f"interval of the median from its {rounds} rounds"
     ]
     if any(r.latency and r.latency.median is None for r in rows if r.status == "ok"):
         parts.append("ᵃ aggregate-only (benchmark_model): the mean, no p90")
@@ -127,7 +127,6 @@ _COLUMNS = (
     "deleg",
     "thr",
     "median",
-    "±",
     "p90",
     "e2e",
     "init",
@@ -153,8 +152,8 @@ def _row(r: CellRecord, on_front: bool) -> dict[str, str]:
         "variant": c.variant + ("*" if on_front else ""),
         "deleg": c.delegate + ("†" if r.extra.get("fully_accelerated") is False else ""),
         "median": _us(lat.center if lat else None)
-        + ("" if lat is None or lat.median is not None else "ᵃ"),
-        "±": "-" if half is None else f"{100 * half:.1f}%",
+        + ("" if lat is None or lat.median is not None else "ᵃ")
+        + ("" if half is None else f" ±{100 * half:.{0 if half >= 0.1 else 1}f}%"),
         "p90": _us(lat.p90 if lat else None),
         "e2e": _us(r.end_to_end.median if r.end_to_end else None),
         "init": _ms(r.init_us),
