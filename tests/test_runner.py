@@ -72,7 +72,10 @@ def test_runner_script_measures_and_reports_every_cell(models, digits, tmp_path)
         {"id": "custom", "model": str(models["custom"]), "delegate": "cpu", "threads": 1},
         {"id": "random", "model": str(models["random"]), "delegate": "xnnpack", "threads": 1},
     ]
-    lines = _run_script(tmp_path, cells, digits / "eval.npz")
+    # heartbeats come whenever a cell is quiet for a second: how many depends on the host
+    lines = [
+        d for d in _run_script(tmp_path, cells, digits / "eval.npz") if d["type"] != "heartbeat"
+    ]
     assert [d["type"] for d in lines] == ["hello"] + ["cell"] * 6 + ["bye"]
     assert all(d["schema"] == 1 for d in lines)
     env = lines[0]["env"]
