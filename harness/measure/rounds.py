@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from harness.cells import CellRecord
+from harness.measure.intervals import one_sample
 
 SAMPLE_KEY = "invoke_us"
 ROUND_SIZES = "round_sizes"
@@ -73,8 +74,6 @@ def doc_round(doc: dict) -> RoundSummary:
 def precision(record: CellRecord, alpha: float = 0.05) -> float | None:
     """Relative half-width of the 95 % interval of the cell's typical round median (what
     `--precision` targets); None with fewer than 2 rounds."""
-    from harness.measure.intervals import one_sample
-
     logs = log_centers(round_summaries(record))
     if len(logs) < 2:
         return None
