@@ -4,7 +4,7 @@ A night is the runs tagged `lab:<lab>:<night>`, ordered by when its first run be
 Per cell (variant, delegate, threads): the steady-state median, its 95% CI and the
 status of every night, and the change points of the median series, so the night a
 slow creep started is named even when no single night crossed the compare threshold.
-The series and its change points are harness.report.trend's (cell_series), over the
+The series and its change points are harness.measure.series's (cell_series), over the
 nights' runs; this module only groups the runs into nights and names them.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
+from harness.measure.series import TrendPoint, TrendSeries, cell_series, matching_cells
 from harness.measure.steps import Step
-from harness.report.trend import TrendPoint, TrendSeries, cell_series, matching_cells
 from harness.store.store import RunInfo, Store
 
 LAB_PREFIX = "lab:"
@@ -23,7 +23,7 @@ LAB_PREFIX = "lab:"
 
 @dataclass(frozen=True)
 class NightPoint:
-    """One run's figure for one cell (harness.report.trend.TrendPoint) and its night."""
+    """One run's figure for one cell (harness.measure.series.TrendPoint) and its night."""
 
     night: str
     point: TrendPoint

@@ -111,8 +111,9 @@ def report_trend(
     err: Console,
 ) -> int:
     """Trend charts of a model on a device over the last runs."""
+    from harness.measure.series import load_trend
     from harness.report.png import write_png
-    from harness.report.trend import load_trend, render_trend, trend_charts, trend_html
+    from harness.report.trend import render_trend, trend_charts, trend_html
 
     if outputs.markdown:
         raise HarnessError("--markdown is not available with --trend; use --html or --json")

@@ -9,10 +9,11 @@ import re
 import pytest
 from cli_helpers import assert_user_error, harness
 
+from harness.measure.series import load_trend
 from harness.report.html import run_charts, run_html
 from harness.report.png import write_png
 from harness.report.recommend import Budget, recommend
-from harness.report.trend import load_trend, trend_html
+from harness.report.trend import trend_html
 from harness.store.store import Store
 
 from .builders import not_ok, ok

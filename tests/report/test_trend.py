@@ -10,7 +10,8 @@ from cli_helpers import assert_user_error, harness
 from sqlalchemy import update
 
 from harness.errors import HarnessError
-from harness.report.trend import load_trend, sparkline, trend_html
+from harness.measure.series import load_trend
+from harness.report.trend import sparkline, trend_html
 from harness.store import schema
 from harness.store.store import Store
 
