@@ -58,7 +58,7 @@ def _echo_json(doc) -> None:
 
 
 def _echo_binary(b) -> None:
-    click.echo(f"{b.abi}: {b.path} ({b.size} bytes, sha256 {b.sha256}) from {b.source}")
+    click.echo(f"{b.tool} {b.abi}: {b.path} ({b.size} bytes, sha256 {b.sha256}) from {b.source}")
 
 
 @cli.command()
@@ -503,7 +503,18 @@ def devices(as_json, addresses, start_server) -> None:
 
 @cli.group()
 def tools() -> None:
-    """Device-side tools (TFLite benchmark_model per ABI) in the per-user cache."""
+    """Device-side tools per kind and ABI in the per-user cache: TFLite's benchmark_model
+    (tflite), LiteRT's CompiledModel benchmark (litert), NPU vendor libraries (litert-npu)."""
+
+
+tool_choice = click.option(
+    "--tool",
+    type=click.Choice(["tflite", "litert", "litert-npu"]),
+    default="tflite",
+    show_default=True,
+    help="tflite: benchmark_model; litert: LiteRT's CompiledModel benchmark (gpu/npu cells); "
+    "litert-npu: a vendor library for npu cells.",
+)
 
 
 @tools.command("fetch")
@@ -513,24 +524,26 @@ def tools() -> None:
     default="arm64-v8a",
     show_default=True,
 )
-@click.option("--url", help="Download from here instead of the official nightly location.")
+@tool_choice
+@click.option("--url", help="Download from here instead of the official location.")
 @click.option("--sha256", help="Expected checksum: a mismatch is rejected, the cache untouched.")
-def tools_fetch(abi, url, sha256) -> None:
-    """Download benchmark_model for ABI; records its sha256 and size."""
+def tools_fetch(abi, tool, url, sha256) -> None:
+    """Download the binary for ABI; records its sha256 and size."""
     from harness.runners.benchmark_model.tools import fetch
 
-    b = fetch(abi, url, sha256)
+    b = fetch(abi, url, sha256, tool=tool)
     _echo_binary(b)
 
 
 @tools.command("add")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--abi", required=True, type=abi_choice)
-def tools_add(path, abi) -> None:
-    """Register a benchmark_model binary you already have (offline labs)."""
+@tool_choice
+def tools_add(path, abi, tool) -> None:
+    """Register a binary (or NPU library) you already have (offline labs)."""
     from harness.runners.benchmark_model.tools import add
 
-    b = add(path, abi)
+    b = add(path, abi, tool=tool)
     _echo_binary(b)
 
 
@@ -547,7 +560,8 @@ def tools_list(as_json) -> None:
     if not found:
         click.echo(f"no tools cached in {tools_dir()} (see `harness tools fetch --help`)")
     for b in found:
-        click.echo(f"{b.abi:12} {b.sha256[:12]} {b.size:>10}  {b.source}")
+        name = f"  {b.path.name}" if b.tool == "litert-npu" else ""
+        click.echo(f"{b.tool:10} {b.abi:12} {b.sha256[:12]} {b.size:>10}  {b.source}{name}")
 
 
 @cli.command("serve-device")
