@@ -25,16 +25,44 @@ _PREFIXES = (
     # brief: "I/tflite: ", "I/tflite( 1234): "
     re.compile(r"^[VDIWEF]/[\w.\-]+\s*(?:\(\s*\d+\))?:\s?"),
 )
-_LEVEL = re.compile(r"^(?:INFO|WARNING|ERROR|VERBOSE|DEBUG):\s?")
+# TFLITE_LOG's levels (tflite/tools/logging.h): INFO, WARN, ERROR, FATAL; older builds and
+# other loggers also write WARNING/VERBOSE/DEBUG.
+_LEVEL = re.compile(r"^(?:INFO|WARNING|WARN|ERROR|FATAL|VERBOSE|DEBUG):\s?")
+_FATAL_LEVEL = re.compile(r"^FATAL:\s?")
 
-_STATS = re.compile(rf"count=(\d+)((?:\s+\w+=(?:{_NUM}|inf|nan))*)")
+# Stat<T>::OutputToStream (tensorflow/core/util/stats_calculator.h, used by
+# tflite/tools/benchmark/benchmark_model.cc): "count=N first= curr= min= max= avg= std=",
+# but when every value is equal only "count=1 curr=X", or "count=N curr=X(all same)" for
+# N > 1; current builds append " p5= median= p95=". std is printed as the value type
+# (int64 microseconds): truncated to an integer.
+_STATS = re.compile(rf"count=(\d+)((?:\s+\w+=(?:{_NUM}|inf|nan)(?:\(all same\))?)*)")
 _KV = re.compile(rf"(\w+)=({_NUM}|inf|nan)")
+_ALL_SAME = "(all same)"
+# profile_summarizer.cc's per-table totals ("Timings (microseconds): count=1 curr=2093"):
+# not the benchmark's run statistics.
+_PROFILE_TOTALS = re.compile(r"^(?:Timings \(microseconds\)|Memory \(bytes\)):")
 _TIMINGS = re.compile(r"(Average inference timings|Inference timings) in us:\s*(.*)")
 _PAIR = re.compile(rf"([A-Za-z][A-Za-z ()]*?):\s*({_NUM})")
+# Both lines print MemoryUsage::mem_footprint_kb deltas (ru_maxrss on Linux,
+# tflite/profiling/memory_info.cc) between the tool's start and init / the end: a change
+# of max RSS, not a peak. Current builds (tflite/tools/benchmark/benchmark_model.cc) say
+# "Memory footprint delta from the start of the tool"; older ones said "Peak memory
+# footprint" for the same quantity.
 _MEMORY = re.compile(
     rf"(Peak memory footprint|Memory footprint delta from the start of the tool) \(MB\):"
     rf"\s*init=({_NUM})\s+overall=({_NUM})"
 )
+# benchmark_model.cc, only with --report_peak_memory_footprint: the MemoryUsageMonitor's
+# peak (sampled every --memory_footprint_check_interval_ms): the process's peak RSS.
+_PEAK_MONITORED = re.compile(
+    rf"Overall peak memory footprint \(MB\) via periodic monitoring:\s*({_NUM})"
+)
+# benchmark_model.cc ParseFlags: flags the build does not define are not an error; the
+# tool logs them and runs without them (a --use_gpu=true on a build without GPU runs on CPU).
+_UNCONSUMED = re.compile(r"Unconsumed cmdline flags:\s*(.*)")
+# gpu_delegate_provider.cc / nnapi_delegate_provider.cc: the delegate could not be
+# created, and the benchmark goes on without it.
+_PLATFORM_UNSUPPORTED = re.compile(r"(\w+) acceleration is unsupported on this platform\.?")
 _RUNNING = re.compile(r"Running benchmark for at least (\d+) iterations")
 _FULL = re.compile(
     r"Explicitly applied (\w+) delegate, and the model graph will be completely executed"
@@ -87,6 +115,7 @@ class RunStats:
     p5: float | None = None
     median: float | None = None
     p95: float | None = None
+    all_same: bool = False  # printed as "count=1 curr=X" or "curr=X(all same)"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,25 +154,35 @@ class BenchmarkOutput:
     inference_avg_us: float | None = None
     warmup: RunStats | None = None
     steady: RunStats | None = None
-    memory_mb: dict = field(default_factory=dict)  # {"peak"|"delta": {"init", "overall"}}
+    # {"peak_monitored": MB} and/or {"max_rss_delta": {"init", "overall", "printed_as"}}
+    memory_mb: dict = field(default_factory=dict)
     delegation: Delegation = field(default_factory=Delegation)
     op_profile: dict = field(default_factory=dict)  # phase -> table name -> rows
+    unconsumed_flags: str | None = None  # the tool's "Unconsumed cmdline flags: ..." line
+    platform_unsupported: str | None = None  # "GPU acceleration is unsupported on ..."
+    fatal: str | None = None  # the first "FATAL: ..." line (the tool then aborts, 134)
 
     @property
     def peak_memory_kb(self) -> int | None:
-        peak = self.memory_mb.get("peak", {}).get("overall")
+        """The monitored peak (current binaries, --report_peak_memory_footprint) in KiB;
+        None when only a change of max RSS was printed: a delta is never called a peak."""
+        peak = self.memory_mb.get("peak_monitored")
         return int(round(peak * 1024)) if isinstance(peak, float) and peak > 0 else None
 
 
 def strip_prefix(line: str) -> str:
     """The message of one log line: logcat columns and INFO:/ERROR: levels removed."""
+    return _LEVEL.sub("", _without_logcat(line), count=1)
+
+
+def _without_logcat(line: str) -> str:
     line = line.rstrip("\r\n")
     for pattern in _PREFIXES:
         m = pattern.match(line)
         if m:
             line = line[m.end() :]
             break
-    return _LEVEL.sub("", line.strip(), count=1)
+    return line.strip()
 
 
 def tail(text: str, limit: int = TAIL_CHARS) -> str:
@@ -162,21 +201,36 @@ def parse_output(text: str) -> BenchmarkOutput:
 
 def _parse(text: str) -> BenchmarkOutput:
     lines = [strip_prefix(raw) for raw in text.splitlines()]
+    fatal_line = next(
+        (ln for ln in map(_without_logcat, text.splitlines()) if _FATAL_LEVEL.match(ln)), None
+    )
     stats: list[tuple[int, RunStats]] = []  # (index of the preceding "Running" line, stats)
     running = -1
     timings: dict[str, float] = {}
     memory: dict = {}
-    fatal: str | None = None
+    fatal: str | None = fatal_line
+    unconsumed = unsupported = None
     for i, line in enumerate(lines):
         if _RUNNING.search(line):
             running = i
+        elif _PROFILE_TOTALS.match(line):
+            continue
         elif (m := _STATS.search(line)) and "=" in m.group(2):
             stats.append((running, _run_stats(m)))
         elif m := _TIMINGS.search(line):
             timings = _timings(m.group(2), old=m.group(1).startswith("Average"))
         elif m := _MEMORY.search(line):
-            kind = "peak" if m.group(1).startswith("Peak") else "delta"
-            memory[kind] = {"init": float(m.group(2)), "overall": float(m.group(3))}
+            memory["max_rss_delta"] = {
+                "init": float(m.group(2)),
+                "overall": float(m.group(3)),
+                "printed_as": m.group(1),
+            }
+        elif m := _PEAK_MONITORED.search(line):
+            memory["peak_monitored"] = float(m.group(1))
+        elif unconsumed is None and (m := _UNCONSUMED.search(line)):
+            unconsumed = line[m.start() :].strip()[:TAIL_CHARS]
+        elif unsupported is None and (m := _PLATFORM_UNSUPPORTED.search(line)):
+            unsupported = line[m.start() :].strip()
         elif fatal is None and (m := _FATAL.search(line)):
             fatal = line.strip()
     delegation = _delegation(lines)
@@ -192,7 +246,12 @@ def _parse(text: str) -> BenchmarkOutput:
         memory_mb=memory,
         delegation=delegation,
         op_profile=_op_tables(lines),
+        unconsumed_flags=unconsumed,
+        platform_unsupported=unsupported,
+        fatal=fatal_line and fatal_line[:TAIL_CHARS],
     )
+    if fatal_line:  # TFLITE_LOG(FATAL) aborts the tool: whatever came before is void
+        return BenchmarkOutput(False, f"{fatal_line[:TAIL_CHARS]}", **base)
     if delegation.status == "failed":
         return BenchmarkOutput(False, f"{delegation.message}: {tail(text)}", **base)
     # Without the summary line, only a second stats line (after the warm-up's) is steady.
@@ -204,8 +263,14 @@ def _parse(text: str) -> BenchmarkOutput:
 
 def _run_stats(m: re.Match) -> RunStats:
     values = {k: float(v) for k, v in _KV.findall(m.group(2))}
-    known = {f for f in RunStats.__dataclass_fields__ if f != "count"}
-    return RunStats(int(m.group(1)), **{k: v for k, v in values.items() if k in known})
+    known = {f for f in RunStats.__dataclass_fields__ if f not in ("count", "all_same")}
+    values = {k: v for k, v in values.items() if k in known}
+    count = int(m.group(1))
+    same = "avg" not in values and "curr" in values and (count == 1 or _ALL_SAME in m.group(2))
+    if same:  # stats_calculator.h prints no first/min/max/avg/std when all values are equal
+        curr = values["curr"]
+        values = {"first": curr, "min": curr, "max": curr, "avg": curr, "std": 0.0} | values
+    return RunStats(count, all_same=same, **values)
 
 
 def _timings(rest: str, old: bool) -> dict[str, float]:
@@ -326,7 +391,22 @@ def _op_tables(lines: list[str]) -> dict:
 
 
 def _table_row(line: str, columns: list[str]) -> dict | None:
+    """One row of a profiling table, or None where the table ends.
+
+    profile_summarizer.cc / stats_calculator.cc write every column tab-separated: node
+    types hold spaces (XNNPACK's "Convolution (NHWC, F32) IGEMM") and names hold brackets
+    and colons ("[out]:12", "Delegate/XNNPACK:0"), so a row is split on tabs. Rows pasted
+    into issue trackers lost their tabs: those are split on whitespace, the old bracketed
+    "[name]" last."""
     text = line.strip()
+    if "\t" in text:
+        cells = [c.strip() for c in text.split("\t")]
+        if not cells or len(cells) > len(columns):
+            return None
+        row = {col: _cell(value) for col, value in zip(columns, cells, strict=False)}
+        if len(cells) == len(columns) and columns[-1].lower() == "name":
+            row[columns[-1]] = _unbracket(cells[-1])  # a name stays text, even "12"
+        return row
     name = None
     if columns[-1].lower() == "name" and (m := re.search(r"\[(.*)\]\s*$", text)):
         name, text = m.group(1), text[: m.start()]
@@ -340,9 +420,54 @@ def _table_row(line: str, columns: list[str]) -> dict | None:
     return row
 
 
+def _unbracket(name: str) -> str:
+    """Older builds printed the name as "[name]"; current ones print it bare."""
+    if name.startswith("[") and name.endswith("]") and name.count("[") == 1:
+        return name[1:-1]
+    return name
+
+
 def _cell(value: str):
     v = value.strip().rstrip("%")
     try:
         return float(v)
     except ValueError:
         return value.strip()
+
+
+# -- the start check: what --help says ------------------------------------------------
+
+TFLITE_BENCHMARK = "tflite_benchmark_model"
+LITERT_COMPILED_MODEL = "litert_compiled_model"
+UNKNOWN_TOOL = "unknown"
+# Flags::Usage (tflite/tools/command_line_flags.cc) lists each flag as "\t--name=default\t
+# type\toptional\thelp"; benchmark_model.cc logs it at ERROR (stderr) on --help and
+# returns an error: the usage on stderr, then "Benchmarking failed.", exit 1.
+_USAGE_FLAG = re.compile(r"^\s*--([A-Za-z0-9_]+)=")
+# LiteRT's CompiledModel benchmark (litert/tools/benchmark_litert_model.h) defines these
+# and prints its figures under "========== BENCHMARK RESULTS ==========" in ms.
+_LITERT_FLAGS = frozenset({"use_cpu", "use_npu"})
+_LITERT_RESULTS = "BENCHMARK RESULTS"
+
+
+def usage_flags(usage_text: str) -> frozenset[str]:
+    """Flag names a binary's --help usage lists (Flags::Usage's one line per flag)."""
+    names = set()
+    for raw in str(usage_text).splitlines():
+        if m := _USAGE_FLAG.match(_LEVEL.sub("", _without_logcat(raw), count=1)):
+            names.add(m.group(1))
+    return frozenset(names)
+
+
+def detect_tool_kind(usage_text: str) -> str:
+    """Which benchmark binary printed this --help usage (or run output).
+
+    "litert_compiled_model": LiteRT's CompiledModel benchmark (--use_cpu/--use_gpu/
+    --use_npu, results under BENCHMARK RESULTS); "tflite_benchmark_model": TFLite's
+    benchmark_model (--graph, --num_runs, --use_xnnpack...); "unknown" otherwise."""
+    flags = usage_flags(usage_text)
+    if flags >= _LITERT_FLAGS or _LITERT_RESULTS in str(usage_text):
+        return LITERT_COMPILED_MODEL
+    if {"graph", "num_runs"} <= flags:
+        return TFLITE_BENCHMARK
+    return UNKNOWN_TOOL
