@@ -94,6 +94,9 @@ class CellRecord:
     peak_rss_kb: int | None = None
     accuracy: float | None = None
     drift: dict | None = None
+    # every chosen metric, the primary first (harness.measure.metrics.MetricValue dicts);
+    # `accuracy` is the primary metric's value, kept for readers of older records
+    metrics: list = field(default_factory=list)
     samples: dict = field(default_factory=dict)  # invoke_us, e2e_us, warmup_us: raw lists
     env: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)

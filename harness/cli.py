@@ -202,6 +202,15 @@ def _android_options(command):
     type=click.Path(path_type=Path),
     help=".npz with 'x' (and optional labels 'y') for on-device accuracy and drift.",
 )
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="NAME[:OPTIONS]",
+    help="Quality metric (repeatable; the first is primary): top1, topk:k=5, auc[:class=C], "
+    "precision|recall|f1[:threshold=T], mae, rmse, snr, cosine, max_abs, mean_abs, "
+    "agreement, or module.path:function. Default: top1 with labels.",
+)
 @store_option
 @click.option("--resume", "resume_id", help="Finish an interrupted run: skip its stored cells.")
 @click.option(
@@ -229,6 +238,7 @@ def run(
     max_time,
     cell_timeout,
     eval_path,
+    metrics,
     store_url,
     resume_id,
     lock_wait,
@@ -244,9 +254,10 @@ def run(
     from harness.devices.lock import device_lock
     from harness.devices.registry import open_device
     from harness.lab.plan import parse_delegates, parse_threads
+    from harness.measure.metrics import metric_warnings
     from harness.report.console import render_run
     from harness.report.document import run_document
-    from harness.run import RunSpec, plan_run, run_sweep
+    from harness.run import RunSpec, parse_metrics, plan_run, run_sweep
     from harness.runners.python_runner import TimingConfig
     from harness.store.store import Store
 
@@ -277,7 +288,9 @@ def run(
             ),
             eval_path=eval_path,
             runner_options=_runner_options(android),
+            metrics=metrics,
         )
+    parse_metrics(spec.metrics)  # an unknown metric is exit 2 before any device is opened
     _, cells = plan_run(spec)
     with contextlib.ExitStack() as stack:
         name = spec.device
@@ -293,8 +306,15 @@ def run(
             spec = dataclasses.replace(spec, device=dev.name)
         stack.enter_context(device_lock(dev.name, wait_s=lock_wait))
         advance = stack.enter_context(_progress(len(cells), not as_json))
+        said: set[str] = set()
+
+        def on_cell(record) -> None:
+            advance(record)
+            for line in metric_warnings(record, said):  # a metric that failed: once each
+                click.echo(line, err=True)
+
         run_id = run_sweep(
-            spec, store, dev, run_id=resume_id, on_cell=advance, command=" ".join(sys.argv)
+            spec, store, dev, run_id=resume_id, on_cell=on_cell, command=" ".join(sys.argv)
         )
     records = store.cells(run_id)
     if as_json:

@@ -17,6 +17,7 @@ from harness.convert.tflite_info import TensorSpec
 from harness.devices.base import Device
 from harness.errors import DeviceError, HarnessError
 from harness.lab.plan import REFERENCE, ModelVariant, display_name, expand, load_variants
+from harness.measure.metrics import MetricSpec, check_metrics, default_metrics, parse_metric
 from harness.measure.summarize import summarize
 from harness.runners.python_runner import JobCell, TimingConfig, run_cells
 from harness.store.store import Store
@@ -36,6 +37,8 @@ class RunSpec:
     runner_options: dict = field(default_factory=dict)  # benchmark_model (Android) options
     # more models in the same sweep (A/B): their cells share every round with model's
     more_models: tuple[Path, ...] = ()
+    # --metric texts, primary first (empty: top-1 where the eval data has labels)
+    metrics: tuple[str, ...] = ()
 
     @property
     def models(self) -> tuple[Path, ...]:
@@ -61,6 +64,7 @@ class RunSpec:
             eval_path=Path(d["eval_path"]) if d.get("eval_path") else None,
             runner_options=d.get("runner_options") or {},
             more_models=tuple(Path(m) for m in d.get("more_models") or ()),
+            metrics=tuple(d.get("metrics") or ()),
         )
 
 
@@ -116,10 +120,12 @@ def run_sweep(
     variants, cells = plan_run(spec)
     runner = runner_for_device(device, spec)
     data = None
-    if spec.eval_path:
-        firsts = {v.model: v for v in variants}  # every model must take the eval data
-        for v in firsts.values():
+    metrics = parse_metrics(spec.metrics)
+    firsts = {v.model: v for v in variants}  # every model must take the eval data
+    for v in firsts.values():
+        if spec.eval_path:
             data = load_eval(spec.eval_path, v.info.inputs[0])
+        _check_metrics(metrics, v, data)
     if run_id is None:
         run_id = store.create_run(spec.to_dict(), command=command)
     done = store.done_keys(run_id)
@@ -171,6 +177,7 @@ def run_sweep(
                 raw,
                 data.y if data else None,
                 references.get(c.model),
+                metrics,
             )
             store.add_cell(run_id, record, _npy(outputs))
             on_cell(record)
@@ -205,6 +212,33 @@ def runner_for_device(device: Device, spec: RunSpec) -> Callable:
     raise HarnessError(f"{device.name}: no runner for device class {device_class!r}")
 
 
+def _check_metrics(metrics: tuple[MetricSpec, ...] | None, v: ModelVariant, data) -> None:
+    """The chosen (or default) metrics against the model's outputs and the eval data."""
+    has_labels = data is not None and data.y is not None
+    chosen = metrics if metrics is not None else default_metrics(has_labels)
+    outs = v.info.outputs
+    check_metrics(
+        chosen,
+        tuple(o.name for o in outs),
+        tuple(outs[0].shape_signature) if outs else (),
+        data.y if data is not None else None,
+        data is not None,
+    )
+
+
+def parse_metrics(texts: tuple[str, ...]) -> tuple[MetricSpec, ...] | None:
+    """The run's --metric specs, primary first; None when none were chosen (default)."""
+    if not texts:
+        return None
+    specs = tuple(parse_metric(t) for t in texts)
+    labels = [s.label for s in specs]
+    if len(set(labels)) < len(labels):
+        raise HarnessError(
+            f"metric {next(x for x in labels if labels.count(x) > 1)} is given twice"
+        )
+    return specs
+
+
 def load_eval(path: Path, spec: TensorSpec) -> EvalData:
     """Read and validate eval data against the model's first input."""
     try:
@@ -224,9 +258,18 @@ def load_eval(path: Path, spec: TensorSpec) -> EvalData:
         )
     if not np.issubdtype(x.dtype, np.number) or len(x) == 0:
         raise HarnessError(f"{path}: x must be a non-empty numeric array, got {x.dtype}")
-    if y is not None and (len(y) != len(x) or not np.issubdtype(y.dtype, np.integer)):
-        raise HarnessError(f"{path}: y must hold one integer label per sample of x")
+    if y is not None and (len(y) != len(x) or not _numeric(y)):
+        raise HarnessError(
+            f"{path}: y must hold one numeric label per sample of x "
+            f"(got {len(y)} {y.dtype} labels for {len(x)} samples)"
+        )
     return EvalData(x, y)
+
+
+def _numeric(y: np.ndarray) -> bool:
+    # class ids (integers) or regression targets (floats); whether a metric can use
+    # them is the metric's check (harness.measure.metrics.check_metrics)
+    return y.dtype == np.bool_ or (np.issubdtype(y.dtype, np.number) and y.ndim >= 1)
 
 
 def _reference_jobs(

@@ -279,3 +279,31 @@ def test_a_killed_run_keeps_its_cells_and_resume_finishes_it(url, variants, digi
     # resuming a complete run measures nothing
     again = harness("run", "--resume", run_id, "--store", url, "--json")
     assert again.returncode == 0 and store.cells(run_id) == final
+
+
+def test_a_version_2_store_gains_the_metrics_column(url):
+    """A store made before metrics were chosen: the column is added, old rows read back
+    with no metrics, new rows keep theirs."""
+    from sqlalchemy import text
+
+    store = Store(url)
+    old_run = store.create_run({})
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE cells DROP COLUMN metrics"))
+        conn.execute(update(schema.meta).values(value="2"))
+        conn.execute(
+            text(
+                "INSERT INTO cells (run_id, cell_key, device, model, variant, delegate, "
+                "threads, status, accuracy, samples, env, extra, created_at) VALUES "
+                "(:r, 'k', 'local', 'm', 'fp32', 'cpu', 1, 'ok', 0.9, '{}', '{}', '{}', "
+                "CURRENT_TIMESTAMP)"
+            ),
+            {"r": old_run},
+        )
+    store = Store(url)
+    [old] = store.cells(old_run)
+    assert (old.accuracy, old.metrics) == (0.9, [])
+    metrics = [{"name": "rmse", "value": 0.25, "higher_is_better": False, "units": "label units"}]
+    run_id = store.create_run({})
+    store.add_cell(run_id, _record(metrics=metrics, accuracy=0.25))
+    assert store.cells(run_id)[0].metrics == metrics

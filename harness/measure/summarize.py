@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from harness.cells import Cell, CellRecord, LatencyStats
-from harness.measure.accuracy import output_drift, top1_accuracy
+from harness.measure.accuracy import output_drift
+from harness.measure.metrics import MetricSpec, compute_metrics, default_metrics
 from harness.measure.stats import aggregate_stats, latency_stats
 
 STATUSES = ("ok", "unsupported", "failed")
@@ -20,8 +21,12 @@ def summarize(
     raw: dict,
     labels: np.ndarray | None,
     reference: np.ndarray | None,
+    metrics: tuple[MetricSpec, ...] | None = None,
 ) -> CellRecord:
-    """Build the stored record of one cell from what the device reported."""
+    """Build the stored record of one cell from what the device reported.
+
+    `metrics` are the run's chosen metrics, primary first (None: top-1 where there are
+    labels, as before metrics were chosen); `accuracy` is the primary one's value."""
     status, reason = raw.get("status"), raw.get("reason")
     if status not in STATUSES:
         status, reason = "failed", f"the device reported an unknown status {str(status)[:40]!r}"
@@ -35,13 +40,17 @@ def summarize(
         status, reason = "failed", "runner reported no timed samples"
     outputs = (raw.get("eval") or {}).get("outputs")
     accuracy = drift = None
+    values: list[dict] = []
     if status == "ok" and outputs is not None:
         # A runner may evaluate only the first n samples (--eval-limit): compare those.
         n = len(outputs)
-        if labels is not None and 0 < n <= len(labels):
-            accuracy = top1_accuracy(outputs, labels[:n])
-        if reference is not None and reference[:n].shape == outputs.shape:
-            drift = output_drift(outputs, reference[:n]).to_dict()
+        y = labels[:n] if labels is not None and 0 < n <= len(labels) else None
+        ref = reference[:n] if reference is not None and len(reference) >= n else None
+        if ref is not None and ref.shape == outputs.shape:
+            drift = output_drift(outputs, ref).to_dict()
+        chosen = default_metrics(labels is not None) if metrics is None else metrics
+        values = [m.to_dict() for m in compute_metrics(chosen, outputs, y, ref)]
+        accuracy = values[0]["value"] if values else None
     extra = {
         k: raw[k]
         for k in (
@@ -75,6 +84,7 @@ def summarize(
         peak_rss_kb=int(raw["peak_rss_kb"]) if isinstance(raw.get("peak_rss_kb"), int) else None,
         accuracy=accuracy,
         drift=drift,
+        metrics=values,
         samples=samples,
         env=raw.get("env") or {},
         extra=extra,

@@ -17,10 +17,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Migrations, by the version they lead to; each runs once, in order, when an older
 # store is opened (create_all has already added any new table by then).
 #   2: cell_rounds (additive: nothing to rewrite)
+#   3: cells.metrics (a nullable JSON column, added by ALTER TABLE)
 
 metadata = MetaData()
 
@@ -65,6 +66,7 @@ cells = Table(
     Column("peak_rss_kb", Integer),
     Column("accuracy", Float),
     Column("drift", JSON),
+    Column("metrics", JSON),  # chosen metrics, primary first; NULL in stores before v3
     Column("samples", JSON, nullable=False),
     Column("env", JSON, nullable=False),
     Column("extra", JSON, nullable=False),

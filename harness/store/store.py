@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, insert, make_url, select, update
+from sqlalchemy import create_engine, delete, insert, make_url, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, SQLAlchemyError
 
@@ -138,6 +138,7 @@ class Store:
             "peak_rss_kb": record.peak_rss_kb,
             "accuracy": record.accuracy,
             "drift": record.drift,
+            "metrics": list(record.metrics) or None,
             "samples": record.samples,
             "env": record.env,
             "extra": record.extra,
@@ -252,7 +253,8 @@ class Store:
                         f"harness understands ({schema.SCHEMA_VERSION}); upgrade"
                     )
                 elif int(row[0]) < schema.SCHEMA_VERSION:
-                    # every migration so far only adds tables, which create_all did
+                    # v2 only added a table, which create_all did; v3 adds a column
+                    _add_missing_columns(conn)
                     conn.execute(
                         update(schema.meta)
                         .where(schema.meta.c.key == "schema_version")
@@ -260,6 +262,16 @@ class Store:
                     )
         except DatabaseError as exc:  # also "file is not a database"
             raise HarnessError(f"cannot open store {self.display_url}: {_first_line(exc)}") from exc
+
+
+def _add_missing_columns(conn) -> None:
+    """ALTER TABLE for columns a newer schema added to an existing table (v3: metrics)."""
+    from sqlalchemy import inspect as sa_inspect
+
+    have = {c["name"] for c in sa_inspect(conn).get_columns("cells")}
+    if "metrics" not in have:
+        # a fixed DDL statement: no user value goes into it
+        conn.execute(text("ALTER TABLE cells ADD COLUMN metrics JSON"))
 
 
 def _connect(url: str) -> Engine:
@@ -302,6 +314,7 @@ def _record(m) -> CellRecord:
         peak_rss_kb=m["peak_rss_kb"],
         accuracy=m["accuracy"],
         drift=m["drift"],
+        metrics=m["metrics"] or [],
         samples=m["samples"] or {},
         env=m["env"] or {},
         extra=m["extra"] or {},
