@@ -410,11 +410,13 @@ def _progress(total: int, enabled: bool):
     help="Smallest latency change that counts, in percent (the % sign is optional).",
 )
 @click.option(
+    "--metric-threshold",
     "--accuracy-threshold",
+    "metric_threshold",
     type=click.FloatRange(min=0),
-    default=0.5,
-    show_default=True,
-    help="Largest tolerated top-1 accuracy drop, in percentage points (0.5 = 0.5 pp).",
+    help="Largest tolerated worsening of the primary metric, in its own units: percentage "
+    "points for fractions (top1, auc, f1; default 0.5), dB for snr (default 1), label units "
+    "for mae/rmse (default 0).",
 )
 @click.option(
     "--alpha",
@@ -439,7 +441,7 @@ def compare(
     model_b,
     store_url,
     latency_threshold,
-    accuracy_threshold,
+    metric_threshold,
     alpha,
     run_noise,
     fmt,
@@ -462,7 +464,7 @@ def compare(
 
     config = CompareConfig(
         latency_threshold=parse_percent(latency_threshold),
-        accuracy_threshold_pp=accuracy_threshold,
+        metric_threshold=metric_threshold,
         alpha=alpha,
         run_noise=_run_noise(run_noise),
     )
@@ -743,7 +745,14 @@ def report(
 @cli.command()
 @click.argument("run_id")
 @click.option("--max-latency", required=True, help="Latency budget with a unit: 500us, 20ms, 1s.")
-@click.option("--min-accuracy", type=float, help="Accuracy floor (0-1); cells without one fail it.")
+@click.option(
+    "--min-metric",
+    "--min-accuracy",
+    "min_metric",
+    type=float,
+    help="Floor of the run's primary quality metric in its own units and direction "
+    "(top1 >= 0.97, rmse <= 0.3); cells without it fail it.",
+)
 @click.option(
     "--metric",
     type=click.Choice(["median", "p90", "p99", "e2e"]),
@@ -752,15 +761,17 @@ def report(
     help="Latency figure held to the budget (e2e: end-to-end median).",
 )
 @click.option(
+    "--metric-tie",
     "--accuracy-tie",
+    "metric_tie",
     type=click.FloatRange(min=0),
     default=0.0,
     show_default=True,
-    help="Accuracies this close to the best count as equal (then the faster wins).",
+    help="Primary-metric values this close to the best count as equal (the faster wins).",
 )
 @store_option
 @json_option("the picks")
-def recommend(run_id, max_latency, min_accuracy, metric, accuracy_tie, store_url, as_json) -> None:
+def recommend(run_id, max_latency, min_metric, metric, metric_tie, store_url, as_json) -> None:
     """Per device, the best cell of RUN_ID within a latency budget; exit 1 if none is."""
     from rich.console import Console
 
@@ -768,7 +779,7 @@ def recommend(run_id, max_latency, min_accuracy, metric, accuracy_tie, store_url
     from harness.report.recommend import Budget, parse_latency
     from harness.store.store import Store
 
-    budget = Budget(parse_latency(max_latency), min_accuracy, metric, accuracy_tie)
+    budget = Budget(parse_latency(max_latency), min_metric, metric, metric_tie)
     code = recommend_run(Store(store_url), run_id, budget, as_json, Console(highlight=False))
     if code:
         sys.exit(code)

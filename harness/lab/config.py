@@ -21,7 +21,8 @@ are relative to the lab file's directory. The format (all keys but `models` opti
     [timing]                          # runs, warmup, rounds, min_secs, cell_timeout_s, timeout_s
     runs = 100
 
-    [compare]                         # latency_threshold ("5%"), accuracy_threshold (pp), alpha
+    [compare]                         # latency_threshold ("5%"), accuracy_threshold (pp), alpha,
+                                      # metric_threshold (the primary metric's own units)
     latency_threshold = "5%"
 
     [[models]]
@@ -65,8 +66,8 @@ _TOP_KEYS = {
     "models",
 }
 _TIMING_KEYS = {"runs", "warmup", "rounds", "min_secs", "cell_timeout_s", "timeout_s"}
-_COMPARE_KEYS = {"latency_threshold", "accuracy_threshold", "alpha"}
-_MODEL_KEYS = {"source", "variants", "calibration", "eval", "int8_io"}
+_COMPARE_KEYS = {"latency_threshold", "accuracy_threshold", "metric_threshold", "alpha"}
+_MODEL_KEYS = {"source", "variants", "calibration", "eval", "int8_io", "metrics"}
 _DEVICE_KEYS = {"serial", "avd"}
 
 
@@ -100,6 +101,7 @@ class ModelEntry:
     calibration: Path | None
     eval_path: Path | None
     int8_io: bool = False
+    metrics: tuple[str, ...] = ()  # `harness run --metric` texts, primary first
 
     @property
     def converted(self) -> bool:
@@ -201,6 +203,7 @@ def _models(v: _Validator, doc: dict, here: Path, default_eval: Path | None):
             calibration=calibration,
             eval_path=v.path(m, "eval", where, here) or default_eval,
             int8_io=v.boolean(m, "int8_io", where, default=False),
+            metrics=_metrics(v, m, where),
         )
         if entry.name in seen:
             v.fail(
@@ -287,6 +290,21 @@ def _timing(v: _Validator, t: Any) -> LabTiming:
     )
 
 
+def _metrics(v: _Validator, m: dict, where: str) -> tuple[str, ...]:
+    """`metrics = ["auc", "f1:threshold=0.3"]`: each parsed now, so a typo fails the file."""
+    from harness.measure.metrics import parse_metric
+
+    texts = m.get("metrics", [])
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        v.fail(f"{where}.metrics", f"must be an array of metric names, got {texts!r}")
+    for t in texts:
+        try:
+            parse_metric(t)
+        except HarnessError as exc:
+            v.fail(f"{where}.metrics", str(exc))
+    return tuple(texts)
+
+
 def _compare(v: _Validator, c: Any) -> CompareConfig:
     if not isinstance(c, dict):
         v.fail("compare", f"must be a table, got {_type(c)}")
@@ -305,7 +323,13 @@ def _compare(v: _Validator, c: Any) -> CompareConfig:
         v.fail("compare.alpha", f"must be between 0 and 1, got {alpha}")
     if accuracy < 0:
         v.fail("compare.accuracy_threshold", "must not be negative (percentage points)")
-    return CompareConfig(latency_threshold=latency, accuracy_threshold_pp=accuracy, alpha=alpha)
+    metric = v.number(c, "metric_threshold", "compare", default=None, minimum=0)
+    return CompareConfig(
+        latency_threshold=latency,
+        accuracy_threshold_pp=accuracy,
+        metric_threshold=metric,
+        alpha=alpha,
+    )
 
 
 def _baseline(v: _Validator, doc: dict) -> str:

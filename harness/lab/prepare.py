@@ -95,6 +95,7 @@ def _prepare(config: LabConfig, m: ModelEntry, progress) -> PreparedModel:
             threads=config.threads,
             timing=timing_config(config),
             eval_path=m.eval_path,
+            metrics=m.metrics,
         )
         variants, _ = plan_run(spec)
         if m.eval_path is not None:

@@ -65,6 +65,7 @@ from harness.measure.intervals import (
     rounds_to_resolve,
     two_run_shift,
 )
+from harness.measure.metrics import MetricValue, legacy_top1, record_primary
 from harness.measure.rounds import SAMPLE_KEY, RoundSummary, log_centers, round_summaries
 from harness.measure.significance import hodges_lehmann_ratio
 
@@ -87,7 +88,11 @@ class CompareConfig:
     """Thresholds and the test level; latency_threshold is relative (0.05 = 5 %)."""
 
     latency_threshold: float = 0.05
+    # tolerated drop of a fraction metric (top1, auc, f1, ...), percentage points
     accuracy_threshold_pp: float = 0.5
+    # tolerated worsening of the primary metric in its own threshold units (pp, dB,
+    # label units: see harness.measure.metrics); None: the metric's default
+    metric_threshold: float | None = None
     alpha: float = 0.01
     # relative SD of a whole run's level beyond its rounds (two-run comparisons only):
     # consecutive quiet runs on a 2-core host showed 1.8-3.2 % (real_verdicts.py)
@@ -96,7 +101,9 @@ class CompareConfig:
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ValueError("alpha must be in (0, 1)")
-        if self.latency_threshold < 0 or self.accuracy_threshold_pp < 0:
+        if min(self.latency_threshold, self.accuracy_threshold_pp) < 0 or (
+            self.metric_threshold is not None and self.metric_threshold < 0
+        ):
             raise ValueError("thresholds must not be negative")
         if not 0 <= self.run_noise < 1:
             raise ValueError("run noise must be in [0, 1)")
@@ -135,10 +142,18 @@ class LatencyChange:
 
 @dataclass(frozen=True)
 class AccuracyChange:
+    """How the primary metric moved; `down` means it got worse beyond the threshold,
+    in the metric's own direction (lower is better for mae, say)."""
+
     baseline: float
     candidate: float
-    change_pp: float
+    change_pp: float | None  # fraction metrics: the change in percentage points
     down: bool
+    metric: str = "top1"
+    higher_is_better: bool = True
+    change: float = 0.0  # candidate - baseline, in `units`
+    units: str = "pp"  # the threshold's units
+    threshold: float = 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -289,7 +304,11 @@ def compare_cell(
             note = "; ".join(f"{n}: {r.reason or status}" for n, r in sides)
             return CellComparison(cell, status, note=note)
     latency, note = compare_latency(baseline, candidate, config, paired)
-    accuracy = compare_accuracy(baseline.accuracy, candidate.accuracy, config)
+    metric = record_primary(candidate)
+    same = metric is not None and getattr(record_primary(baseline), "name", None) == metric.name
+    accuracy = (
+        compare_accuracy(baseline.accuracy, candidate.accuracy, config, metric) if same else None
+    )
     verdict = (
         "accuracy down"
         if accuracy and accuracy.down
@@ -378,12 +397,34 @@ def _typical(logs: np.ndarray) -> float:
 
 
 def compare_accuracy(
-    baseline: float | None, candidate: float | None, config: CompareConfig
+    baseline: float | None,
+    candidate: float | None,
+    config: CompareConfig,
+    metric: MetricValue | None = None,
 ) -> AccuracyChange | None:
-    """None unless both sides measured accuracy."""
+    """None unless both sides measured the primary metric (`metric`: its definition;
+    None: top-1, as records before metrics were chosen)."""
     if baseline is None or candidate is None:
         return None
-    change_pp = 100 * (candidate - baseline)
+    m = metric or legacy_top1()
+    change = m.threshold_scale * (candidate - baseline)
+    threshold = config.metric_threshold
+    if threshold is None:
+        threshold = (
+            config.accuracy_threshold_pp if m.threshold_units == "pp" else m.default_threshold
+        )
+    worse = -change if m.higher_is_better else change
     # round away float noise so that a drop of exactly the threshold is not "down"
-    down = round(-change_pp, 9) > config.accuracy_threshold_pp
-    return AccuracyChange(baseline, candidate, change_pp, down)
+    down = round(worse, 9) > threshold
+    pp = change if m.threshold_units == "pp" else None
+    return AccuracyChange(
+        baseline,
+        candidate,
+        pp,
+        down,
+        m.name,
+        m.higher_is_better,
+        change,
+        m.threshold_units,
+        threshold,
+    )

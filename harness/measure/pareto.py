@@ -1,7 +1,9 @@
-"""Pareto front of latency (lower is better) vs accuracy (higher is better)."""
+"""Pareto front of latency (lower is better) vs a quality score (higher is better:
+callers orient a lower-is-better metric by negating it)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 
@@ -13,12 +15,12 @@ def pareto_front(points: Sequence[tuple[float, float | None]]) -> list[bool]:
     """
     flags = []
     for i, (lat, acc) in enumerate(points):
-        a = -1.0 if acc is None else acc
+        a = -math.inf if acc is None else acc
         dominated = False
         for j, (lat2, acc2) in enumerate(points):
             if i == j:
                 continue
-            a2 = -1.0 if acc2 is None else acc2
+            a2 = -math.inf if acc2 is None else acc2
             if lat2 <= lat and a2 >= a and (lat2 < lat or a2 > a):
                 dominated = True
                 break

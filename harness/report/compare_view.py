@@ -126,7 +126,7 @@ def _groups(result: Comparison) -> dict[tuple[str, str], list[CellComparison]]:
 def _figures(c: CellComparison) -> tuple[str, str, str, str, str, str, str]:
     """label, baseline, candidate, change [CI], shift, p, accuracy change."""
     lat, acc = c.latency, c.accuracy
-    acc_text = "" if acc is None else "0pp" if acc.change_pp == 0 else f"{acc.change_pp:+.1f}pp"
+    acc_text = "" if acc is None else _metric_change(acc)
     if lat is None:
         return _label(c), "", "", "", "", "", acc_text
     mark = "" if lat.statistic == "median" else "ᵃ"  # aggregate-only: means, not medians
@@ -142,6 +142,13 @@ def _figures(c: CellComparison) -> tuple[str, str, str, str, str, str, str]:
         _p(lat.p_value),
         acc_text,
     )
+
+
+def _metric_change(acc) -> str:
+    """The primary metric's change in its threshold units, named unless it is top-1."""
+    unit = acc.units if acc.units in ("pp", "dB") else ""
+    text = f"0{unit}" if acc.change == 0 else f"{acc.change:+.3g}{unit}"
+    return text if acc.metric == "top1" else f"{acc.metric} {text}"
 
 
 def _rounds(c: CellComparison) -> str:
@@ -172,8 +179,19 @@ def _caption(result: Comparison) -> str:
     return (
         f"base/cand: typical round median µs; change with its {level} interval from the "
         f"{how}; rnd: rounds per side; slower/faster: interval excludes 0 and change beyond "
-        f"{thr}; same: interval inside ±{thr}; else inconclusive; accuracy down = drop > "
-        f"{cfg.accuracy_threshold_pp:g} pp; ᵃ = aggregate-only (round means)"
+        f"{thr}; same: interval inside ±{thr}; else inconclusive; accuracy down = the primary "
+        f"metric worse by more than {_threshold(result)}; ᵃ = aggregate-only (round means)"
+    )
+
+
+def _threshold(result: Comparison) -> str:
+    """The metric threshold the verdicts used, in its units (from any compared cell)."""
+    acc = next((c.accuracy for c in result.cells if c.accuracy is not None), None)
+    if acc is not None:
+        return f"{acc.threshold:g} {acc.units}".strip()
+    t = result.config.metric_threshold
+    return (
+        f"{t:g} (metric units)" if t is not None else f"{result.config.accuracy_threshold_pp:g} pp"
     )
 
 

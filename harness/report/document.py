@@ -6,6 +6,7 @@ Schema 1 fields are never renamed or removed; new fields may be added.
 from __future__ import annotations
 
 from harness.cells import CellRecord
+from harness.measure.metrics import record_primary
 from harness.measure.pareto import pareto_front
 from harness.measure.rounds import precision, round_summaries
 
@@ -58,6 +59,7 @@ def cell_document(r: CellRecord, on_front: bool) -> dict:
         },
         "peak_rss_mb": round(r.peak_rss_kb / 1024, 3) if r.peak_rss_kb else None,
         "accuracy": r.accuracy,
+        "metrics": list(r.metrics),  # chosen metrics, primary first (accuracy = its value)
         "drift": r.drift or {"max_abs": None, "mean_abs": None, "top1_agreement": None},
         "model_sha256": r.model_sha256,
         "size_bytes": r.size_bytes,
@@ -73,8 +75,12 @@ def pareto_flags(records: list[CellRecord]) -> dict[int, bool]:
     flags: dict[int, bool] = {}
     for device in dict.fromkeys(r.cell.device for r in records):
         ok = [r for r in records if r.cell.device == device and r.status == "ok" and r.latency]
-        for r, f in zip(
-            ok, pareto_front([(r.latency.center, r.accuracy) for r in ok]), strict=True
-        ):
+        for r, f in zip(ok, pareto_front([(r.latency.center, _score(r)) for r in ok]), strict=True):
             flags[id(r)] = f
     return flags
+
+
+def _score(r: CellRecord) -> float | None:
+    """The primary metric oriented so that higher is better (rmse: its negative)."""
+    m = record_primary(r)
+    return m.score() if m is not None else None

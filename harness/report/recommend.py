@@ -3,16 +3,19 @@
 Ranking rule (documented in README.md):
 
 1. Eligible: status ``ok``, the chosen latency metric is known and <= the budget,
-   and, when ``min_accuracy`` is given, the accuracy is measured and >= it (a cell
-   without accuracy cannot show that it meets an accuracy floor, so it is left out).
+   and, when ``min_accuracy`` (`--min-metric`) is given, the run's primary quality
+   metric is measured and at least that good in its own direction: >= it for top-1 or
+   SNR, <= it for RMSE (a cell without the metric cannot show that it meets the floor,
+   so it is left out).
    For the median of an aggregate-only cell that printed none (Android's
    benchmark_model prints count/mean/std) the mean stands in, marked as such: for
    right-skewed latencies it lies above the median, so the check errs on the safe
    side. p90/p99 have no stand-in: such cells are left out, with a note.
-2. Best: the highest accuracy; accuracies within ``accuracy_tie`` of the highest
-   count as equal, and among those the lowest latency wins. Cells without accuracy
-   rank after every cell with one (unknown is not better than known), by latency.
-   Remaining ties: variant, delegate, threads (alphabetical/numeric), for a stable pick.
+2. Best: the best primary metric (highest, or lowest for a lower-is-better one);
+   values within ``accuracy_tie`` (its units) of the best count as equal, and among
+   those the lowest latency wins. Cells without the metric rank after every cell with
+   one (unknown is not better than known), by latency. Remaining ties: variant,
+   delegate, threads (alphabetical/numeric), for a stable pick.
 3. Runner-up: the best of the rest by the same rule, with what switching to it would
    gain or cost in latency and accuracy.
 """
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 
 from harness.cells import Cell, CellRecord
 from harness.errors import HarnessError
+from harness.measure.metrics import record_primary
 
 METRICS = ("median", "p90", "p99", "e2e")
 _UNITS = {"us": 1.0, "µs": 1.0, "μs": 1.0, "ms": 1e3, "s": 1e6}
@@ -44,15 +48,13 @@ class Budget:
             raise HarnessError(f"unknown metric {self.metric!r}; use one of {', '.join(METRICS)}")
         if not self.max_latency_us > 0:
             raise HarnessError("the latency budget must be positive")
-        if self.min_accuracy is not None and not 0.0 <= self.min_accuracy <= 1.0:
-            raise HarnessError(f"--min-accuracy {self.min_accuracy} is not in [0, 1]")
         if self.accuracy_tie < 0:
             raise HarnessError("the accuracy tie tolerance cannot be negative")
 
     def to_dict(self) -> dict:
         return {
             "max_latency_us": self.max_latency_us,
-            "min_accuracy": self.min_accuracy,
+            "min_accuracy": self.min_accuracy,  # the primary metric's floor, its units
             "metric": self.metric,
             "accuracy_tie": self.accuracy_tie,
         }
@@ -64,8 +66,17 @@ class Candidate:
 
     cell: Cell
     latency_us: float
-    accuracy: float | None
+    accuracy: float | None  # the run's primary quality metric
     statistic: str = "median"  # what latency_us is: the budget's metric, or "mean"
+    metric_name: str = "top1"
+    higher_is_better: bool = True
+
+    @property
+    def score(self) -> float | None:
+        """The metric oriented so that higher is better (for ranking)."""
+        if self.accuracy is None:
+            return None
+        return self.accuracy if self.higher_is_better else -self.accuracy
 
     @property
     def label(self) -> str:
@@ -79,6 +90,8 @@ class Candidate:
             "latency_us": self.latency_us,
             "statistic": self.statistic,
             "accuracy": self.accuracy,
+            "metric": self.metric_name,
+            "higher_is_better": self.higher_is_better,
         }
 
 
@@ -185,11 +198,12 @@ def recommend(records: list[CellRecord], budget: Budget) -> list[Pick]:
 def pick_for_device(device: str, records: list[CellRecord], budget: Budget) -> Pick:
     """Apply the ranking rule (module doc) to one device's records."""
     ok = [
-        Candidate(r.cell, lat, r.accuracy, stat)
+        _candidate(r, lat, stat)
         for r in records
         for lat, stat in [metric_value(r, budget.metric)]
         if lat is not None
     ]
+    _check_floor(ok, budget.min_accuracy)
     fast = [c for c in ok if c.latency_us <= budget.max_latency_us]
     eligible = [c for c in fast if _meets_accuracy(c, budget.min_accuracy)]
     ranked = rank(eligible, budget.accuracy_tie)
@@ -210,10 +224,10 @@ def rank(candidates: list[Candidate], accuracy_tie: float = 0.0) -> list[Candida
     """Candidates best first (module doc, rule 2), by repeated selection."""
     rest, ranked = list(candidates), []
     while rest:
-        measured = [c for c in rest if c.accuracy is not None]
+        measured = [c for c in rest if c.score is not None]
         if measured:
-            top = max(c.accuracy for c in measured)
-            pool = [c for c in measured if c.accuracy >= top - accuracy_tie]
+            top = max(c.score for c in measured)
+            pool = [c for c in measured if c.score >= top - accuracy_tie]
         else:
             pool = rest
         best = min(pool, key=lambda c: (c.latency_us, _tiebreak(c)))
@@ -223,7 +237,31 @@ def rank(candidates: list[Candidate], accuracy_tie: float = 0.0) -> list[Candida
 
 
 def _meets_accuracy(c: Candidate, floor: float | None) -> bool:
-    return floor is None or (c.accuracy is not None and c.accuracy >= floor)
+    if floor is None:
+        return True
+    if c.accuracy is None:
+        return False
+    return c.accuracy >= floor if c.higher_is_better else c.accuracy <= floor
+
+
+def _candidate(r: CellRecord, latency_us: float, statistic: str) -> Candidate:
+    m = record_primary(r)
+    if m is None:
+        return Candidate(r.cell, latency_us, None, statistic)
+    return Candidate(r.cell, latency_us, m.value, statistic, m.name, m.higher_is_better)
+
+
+def _check_floor(cands: list[Candidate], floor: float | None) -> None:
+    """A floor outside [0, 1] for a fraction metric is a mistake, not an empty pick."""
+    fractions = {c.metric_name for c in cands if c.metric_name in _FRACTIONS}
+    if floor is not None and fractions and not 0.0 <= floor <= 1.0:
+        name = sorted(fractions)[0]
+        raise HarnessError(
+            f"--min-metric (--min-accuracy) {floor:g} is not in [0, 1]: {name} is a fraction"
+        )
+
+
+_FRACTIONS = ("top1", "topk", "auc", "precision", "recall", "f1", "agreement")
 
 
 def _tiebreak(c: Candidate) -> tuple:
@@ -255,7 +293,7 @@ def _notes(records, ok, fast, eligible, budget: Budget) -> tuple[str, ...]:
         unknown = sum(1 for c in fast if c.accuracy is None)
         below = len(fast) - len(eligible) - unknown
         if below:
-            notes.append(f"{below} fast enough but below accuracy {budget.min_accuracy:g}")
+            notes.append(f"{below} fast enough but below {_name(fast)} {budget.min_accuracy:g}")
         if unknown:
             notes.append(f"{unknown} fast enough but without measured accuracy (no --eval)")
     return tuple(notes)
@@ -275,24 +313,28 @@ def format_us(us: float | None) -> str:
 def describe(pick: Pick) -> list[str]:
     """Plain-text lines for the terminal, one fact per line."""
     b = pick.budget
-    floor = f", accuracy >= {b.min_accuracy:g}" if b.min_accuracy is not None else ""
+    floor = ""
+    if b.min_accuracy is not None:
+        first = pick.best or pick.fastest
+        op = ">=" if first is None or first.higher_is_better else "<="
+        floor = f", {_name([first] if first else [])} {op} {b.min_accuracy:g}"
     head = f"{pick.device}: {b.metric} <= {format_us(b.max_latency_us)}{floor}"
     if not pick.met:
         lines = [f"{head}: NOT MET ({pick.eligible} of {pick.ok} ok cells qualify)"]
         if pick.fastest:
             lines.append(
                 f"  fastest: {pick.fastest.label} at {format_latency(pick.fastest)}"
-                f" ({_acc(pick.fastest.accuracy)})"
+                f" ({_acc(pick.fastest)})"
             )
         return lines + [f"  note: {n}" for n in pick.notes]
     best = pick.best
     lines = [
         f"{head}: {pick.eligible} of {pick.ok} ok cells qualify",
-        f"  best:      {best.label}  {format_latency(best)}  {_acc(best.accuracy)}",
+        f"  best:      {best.label}  {format_latency(best)}  {_acc(best)}",
     ]
     if pick.runner_up:
         r = pick.runner_up
-        lines.append(f"  runner-up: {r.label}  {format_latency(r)}  {_acc(r.accuracy)}")
+        lines.append(f"  runner-up: {r.label}  {format_latency(r)}  {_acc(r)}")
         lines.append(f"             {_tradeoff(pick)}")
     return lines + [f"  note: {n}" for n in pick.notes]
 
@@ -303,12 +345,15 @@ def _tradeoff(pick: Pick) -> str:
     rel = f" ({d / base:+.0%})" if base else ""
     lat = f"{format_us(abs(d))} {'slower' if d > 0 else 'faster'}{rel}" if d else "same latency"
     da = pick.accuracy_delta
+    name = _name([pick.best])
     if da is None:
-        acc = "accuracy not comparable"
+        acc = f"{name} not comparable"
     elif da == 0:
-        acc = "same accuracy"
+        acc = f"same {name}"
+    elif pick.best.metric_name in _FRACTIONS:
+        acc = f"{name} {da * 100:+.2f} pt"
     else:
-        acc = f"accuracy {da * 100:+.2f} pt"
+        acc = f"{name} {da:+.4g}"
     return f"{lat}, {acc}"
 
 
@@ -317,5 +362,16 @@ def format_latency(c: Candidate) -> str:
     return format_us(c.latency_us) + (" ᵐ" if c.statistic == "mean" else "")
 
 
-def _acc(a: float | None) -> str:
-    return "acc -" if a is None else f"acc {a:.4f}"
+def _acc(c: Candidate | None) -> str:
+    """The candidate's primary metric: `acc 0.9790` for top-1 (as before metrics were
+    chosen), else by its name."""
+    name = "acc" if c is None or c.metric_name == "top1" else c.metric_name
+    if c is None or c.accuracy is None:
+        return f"{name} -"
+    return f"{name} {c.accuracy:.4f}" if name == "acc" else f"{name} {c.accuracy:.4g}"
+
+
+def _name(cands: list[Candidate]) -> str:
+    """How the primary metric is named in a note: `accuracy` for top-1."""
+    name = next((c.metric_name for c in cands if c is not None), "top1")
+    return "accuracy" if name == "top1" else name

@@ -135,3 +135,15 @@ def test_the_cli_exits_2_with_one_line(files):
     line = assert_user_error(harness("lab", "run", path), "models[0].source: file not found")
     assert str(path) in line
     assert_user_error(harness("lab", "run", files / "absent.toml"), "lab file not found")
+
+
+def test_models_choose_metrics_and_compare_takes_a_metric_threshold(files):
+    text = GOOD.replace(
+        'calibration = "cal.npz"', 'calibration = "cal.npz"\nmetrics = ["auc", "f1:threshold=0.3"]'
+    ).replace("accuracy_threshold = 0.25", "accuracy_threshold = 0.25\nmetric_threshold = 1.5")
+    cfg = load_lab_config(write_lab(files, text))
+    assert cfg.models[1].metrics == ("auc", "f1:threshold=0.3") and cfg.models[0].metrics == ()
+    assert cfg.compare.metric_threshold == 1.5
+    bad = GOOD.replace('calibration = "cal.npz"', 'calibration = "cal.npz"\nmetrics = ["top2"]')
+    with pytest.raises(LabConfigError, match=r"models\[1\]\.metrics: unknown metric 'top2'"):
+        load_lab_config(write_lab(files, bad))

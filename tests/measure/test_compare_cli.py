@@ -138,6 +138,7 @@ def test_json_shape(runs, capsys, monkeypatch):
     assert doc["config"] == {
         "latency_threshold": 0.05,
         "accuracy_threshold_pp": 0.5,
+        "metric_threshold": None,
         "alpha": 0.01,
         "run_noise": 0.03,
     }

@@ -85,9 +85,7 @@ def test_mae_rmse_match_sklearn():
     assert _value("mae", out, y) == pytest.approx(skm.mean_absolute_error(y, out))
     assert _value("rmse", out, y) == pytest.approx(np.sqrt(skm.mean_squared_error(y, out)))
     y1 = y[:, 0]
-    assert _value("mae", out[:, :1], y1) == pytest.approx(
-        skm.mean_absolute_error(y1, out[:, 0])
-    )
+    assert _value("mae", out[:, :1], y1) == pytest.approx(skm.mean_absolute_error(y1, out[:, 0]))
 
 
 def test_reference_metrics_match_sklearn(multiclass):
@@ -177,3 +175,19 @@ def test_a_user_metric_is_recorded_and_its_failure_is_contained(tmp_path, monkey
         "probability",
     )
     assert (bad.value, bad.error) == (None, "RuntimeError: boom")
+
+
+def test_compare_judges_the_primary_metric_in_its_own_direction_and_units():
+    from harness.measure.compare import CompareConfig, compare_accuracy
+
+    [rmse] = compute_metrics((parse_metric("rmse"),), np.zeros((2, 1)), np.ones(2), None)
+    [snr] = compute_metrics((parse_metric("snr"),), np.ones((2, 1)), None, np.ones((2, 1)))
+    cfg = CompareConfig()
+    assert compare_accuracy(0.10, 0.12, cfg, rmse).down  # rmse up = worse (default 0)
+    assert not compare_accuracy(0.12, 0.10, cfg, rmse).down  # rmse down = better
+    assert not compare_accuracy(0.10, 0.12, CompareConfig(metric_threshold=0.05), rmse).down
+    lost = compare_accuracy(40.0, 38.5, cfg, snr)  # 1.5 dB lost, default threshold 1 dB
+    assert lost.down and (lost.change, lost.units, lost.change_pp) == (-1.5, "dB", None)
+    assert not compare_accuracy(40.0, 39.5, cfg, snr).down
+    top1 = compare_accuracy(0.978, 0.972, cfg)  # no metric given: top-1 in pp, as before
+    assert top1.down and top1.change_pp == pytest.approx(-0.6)

@@ -136,12 +136,32 @@ def test_one_pick_per_device():
 
 @pytest.mark.parametrize(
     ("kwargs", "word"),
-    [({"metric": "p95"}, "metric"), ({"min_accuracy": 1.5}, "min-accuracy"),
-     ({"accuracy_tie": -1}, "tie")],
+    [({"metric": "p95"}, "metric"), ({"accuracy_tie": -1}, "tie")],
 )  # fmt: skip
 def test_bad_budget(kwargs, word):
     with pytest.raises(HarnessError, match=word):
         Budget(1_000, **kwargs)
+
+
+def test_a_fraction_floor_outside_0_1_is_refused_when_the_metric_is_a_fraction():
+    with pytest.raises(HarnessError, match="min-accuracy.*top1 is a fraction"):
+        pick_for_device("phone", _run(), Budget(5_000, min_accuracy=1.5))
+
+
+def _rmse(variant, median, value):
+    m = {"name": "rmse", "value": value, "higher_is_better": False, "units": "label units"}
+    return ok(variant, "cpu", 1, median=median, accuracy=value).with_(metrics=[m])
+
+
+def test_a_lower_is_better_metric_ranks_and_floors_the_right_way():
+    records = [_rmse("fp32", 9_000, 0.10), _rmse("int8", 3_000, 0.40), _rmse("fp16", 5_000, 0.12)]
+    pick = pick_for_device("p", records, Budget(10_000))
+    assert pick.best.cell.variant == "fp32" and pick.runner_up.cell.variant == "fp16"
+    pick = pick_for_device("p", records, Budget(10_000, min_accuracy=0.2, accuracy_tie=0.05))
+    assert pick.best.cell.variant == "fp16"  # within the tie of 0.10 and faster; int8 > 0.2
+    assert pick.eligible == 2
+    text = "\n".join(describe(pick))
+    assert "rmse <= 0.2" in text and "rmse 0.12" in text
 
 
 # -- CLI -------------------------------------------------------------------------------
