@@ -7,6 +7,7 @@ copied as-is to Linux boards over ADB and run there. It never aggregates: it emi
 raw samples and raw outputs, and the host computes every statistic.
 
 Usage: runner.py JOB.json
+       runner.py --preflight   (one JSON line: Python, numpy, TFLite runtime, versions)
 
 The job (schema 1) lists the cells to run, each naming its model file:
   {"schema": 1, "cells": [{"id", "model", "delegate", "threads", "timing", "eval"}],
@@ -57,23 +58,78 @@ def load_runtime() -> dict:
     import numpy
 
     np = numpy
-    try:
-        from ai_edge_litert import interpreter as mod
-
-        name, version = "ai-edge-litert", _dist_version("ai-edge-litert")
-    except ImportError:
-        try:
-            from tflite_runtime import interpreter as mod
-
-            name, version = "tflite_runtime", _dist_version("tflite-runtime")
-        except ImportError:
-            import tensorflow as tf
-
-            mod, name, version = tf.lite, "tensorflow.lite", tf.__version__
+    tried: list = []
+    found = _import_runtime(tried)
+    if found is None:
+        raise ImportError("no TFLite runtime (" + "; ".join(tried) + ")")
+    mod, name, version = found
     resolver = getattr(mod, "OpResolverType", None) or getattr(
         getattr(mod, "experimental", None), "OpResolverType", None
     )
     return {"name": name, "version": version, "Interpreter": mod.Interpreter, "resolver": resolver}
+
+
+# (name harness records, module to import, pip distribution), in the order of preference
+RUNTIMES = (
+    ("ai-edge-litert", "ai_edge_litert", "ai-edge-litert"),
+    ("tflite_runtime", "tflite_runtime", "tflite-runtime"),
+    ("tensorflow.lite", "tensorflow", "tensorflow"),
+)
+MIN_PYTHON = (3, 8)
+
+
+def _import_runtime(tried: list) -> tuple | None:
+    """(interpreter module, name, version) of the first runtime that imports, or None;
+    each one that does not is noted in `tried` as "module: error", so a caller can say
+    why."""
+    import importlib
+
+    for name, module, dist in RUNTIMES:
+        try:
+            if module == "tensorflow":
+                tf = importlib.import_module("tensorflow")
+                return tf.lite, name, tf.__version__
+            return importlib.import_module(module + ".interpreter"), name, _dist_version(dist)
+        except ImportError as exc:
+            tried.append(f"{module}: {type(exc).__name__}: {exc}")
+    return None
+
+
+def preflight() -> dict:
+    """What this interpreter can run: Python, numpy and the TFLite runtime, with versions.
+
+    One JSON line for the host to check before any cell (`runner.py --preflight`), so a
+    board without a runtime is one device-level error, not a failed cell per cell. A
+    piece that does not import is None, with the import's own error in "errors"."""
+    doc = {
+        "schema": SCHEMA,
+        "type": "preflight",
+        "python": sys.executable,
+        "python_version": platform.python_version(),
+        "python_ok": sys.version_info[:2] >= MIN_PYTHON,
+        "min_python": ".".join(map(str, MIN_PYTHON)),
+        "numpy": None,
+        "runtime": None,
+        "runtime_version": None,
+        "errors": {},
+    }
+    try:
+        import numpy
+
+        doc["numpy"] = numpy.__version__
+    except Exception as exc:  # a broken install is as missing as an absent one
+        doc["errors"]["numpy"] = f"{type(exc).__name__}: {exc}"[:300]
+    tried: list = []
+    try:
+        found = _import_runtime(tried)
+    except Exception as exc:  # e.g. a runtime built against another numpy
+        tried.append(f"{type(exc).__name__}: {exc}")
+        found = None
+    if found is None:
+        doc["errors"]["runtime"] = "; ".join(tried)[:600]
+    else:
+        _, doc["runtime"], doc["runtime_version"] = found
+    return doc
 
 
 def _dist_version(dist: str) -> str:
@@ -174,6 +230,14 @@ def synthetic_input(detail: dict, shape: tuple) -> np.ndarray:
 # ----------------------------------------------------------------------------- engines
 
 
+def _paired(a: list, b: list):
+    """zip that refuses lists of different lengths (zip's strict= needs Python 3.10;
+    boards may have 3.8)."""
+    if len(a) != len(b):
+        raise ValueError(f"{len(b)} values for {len(a)} tensors")
+    return zip(a, b)  # noqa: B905 - lengths checked above
+
+
 class Unsupported(Exception):
     """This device/runtime cannot run the cell; the message says why."""
 
@@ -203,7 +267,7 @@ class InterpreterEngine:
         self.outputs = self.interp.get_output_details()
 
     def set_inputs(self, arrays: list) -> None:
-        for d, a in zip(self.inputs, arrays, strict=True):
+        for d, a in _paired(self.inputs, arrays):
             self.interp.set_tensor(d["index"], a)
 
     def invoke(self) -> None:
@@ -250,7 +314,7 @@ class CompiledModelEngine:
         self.outputs = [_compiled_detail(name, d) for name, d in out_details.items()]
 
     def set_inputs(self, arrays: list) -> None:
-        for buf, a in zip(self.in_buffers, arrays, strict=True):
+        for buf, a in _paired(self.in_buffers, arrays):
             buf.write(np.ascontiguousarray(a))
 
     def invoke(self) -> None:
@@ -259,7 +323,7 @@ class CompiledModelEngine:
     def read_outputs(self) -> list:
         return [
             buf.read(int(np.prod(d["shape"])), d["dtype"]).reshape(d["shape"])
-            for buf, d in zip(self.out_buffers, self.outputs, strict=True)
+            for buf, d in _paired(self.out_buffers, self.outputs)
         ]
 
     def facts(self) -> dict:
@@ -566,19 +630,11 @@ def supervise(job_path: str, job: dict, emit) -> None:
     cell runs it prints a heartbeat line every HEARTBEAT_S, so a long quiet cell is
     never mistaken for a lost connection by the host's transport.
     """
-    import subprocess
-
     remaining = [c["id"] for c in job["cells"]]
     limit = job.get("cell_timeout_s") or None
     said_hello = [False]
     while remaining:
-        proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), job_path, "--worker", ",".join(remaining)],
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
-        current, reason = _watch(proc, limit, remaining, said_hello, emit)
-        proc.wait()
+        current, reason = _run_worker(job_path, remaining, limit, said_hello, emit)
         if remaining:
             victim = current if current in remaining else remaining[0]
             remaining.remove(victim)
@@ -592,6 +648,26 @@ def supervise(job_path: str, job: dict, emit) -> None:
                     "peak_rss_kb": None,
                 }
             )
+
+
+def _run_worker(job_path: str, remaining: list, limit, said_hello: list, emit) -> tuple:
+    """One worker over the remaining cells; (cell it was on, why it ended) as _watch.
+
+    Its stderr goes to a file, not a pipe (a chatty runtime would fill a pipe and block
+    the worker), so a worker that dies is said to die of what it printed last: the
+    ImportError, the interpreter's RuntimeError."""
+    import subprocess
+    import tempfile
+
+    argv = [sys.executable, os.path.abspath(__file__), job_path, "--worker", ",".join(remaining)]
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+        current, reason = _watch(proc, limit, remaining, said_hello, emit)
+        proc.wait()
+        said = _pass_on_stderr(err)
+    if said and reason == _death(proc.returncode):  # not a watchdog kill: its own end
+        reason = f"{reason}: {said}"
+    return current, reason
 
 
 def _watch(proc, limit, remaining: list, said_hello: list, emit) -> tuple[str | None, str]:
@@ -631,6 +707,39 @@ def _watch(proc, limit, remaining: list, said_hello: list, emit) -> tuple[str | 
                 current, deadline = None, time.monotonic() + max(limit or 0.0, STARTUP_S)
 
 
+def _pass_on_stderr(err) -> str:
+    """Copy a finished worker's stderr to ours (where it always went) and return its
+    tail, for the reason of a cell it died on."""
+    err.seek(0, os.SEEK_END)
+    size = err.tell()
+    err.seek(0)
+    sys.stderr.flush()
+    while True:
+        block = err.read(1 << 16)
+        if not block:
+            break
+        os.write(2, block)
+    err.seek(max(0, size - TAIL_READ))
+    return stderr_tail(err.read().decode("utf-8", "replace"))
+
+
+TAIL_READ = 16 << 10  # the end of a worker's stderr holds its last words
+TAIL_LINES, TAIL_CHARS = 5, 400
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def stderr_tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
+    """The last `lines` non-blank lines of `text`, joined by " | " into one line of at
+    most `chars` characters (the end kept: that is where the error is), with terminal
+    escapes and control characters removed so the reason prints and stores safely."""
+    text = _CONTROL.sub("", _ANSI.sub("", text.replace("\t", " ")))
+    # Python 3.11's ^^^^ markers under a traceback line say nothing in one line
+    kept = [ln.strip() for ln in text.splitlines() if ln.strip(" ^~")][-lines:]
+    joined = " | ".join(kept)
+    return joined if len(joined) <= chars else "…" + joined[-(chars - 1) :]
+
+
 def _death(code: int) -> str:
     if code < 0:
         import signal
@@ -644,6 +753,9 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
+    if argv[0] == "--preflight":
+        print(json.dumps(preflight()), flush=True)
+        return 0
     with open(argv[0]) as f:
         job = json.load(f)
 

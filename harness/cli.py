@@ -627,6 +627,12 @@ def tools_list(as_json) -> None:
     metavar="SPEC",
     help="Fail on purpose (testing), e.g. drop:push:nth=2:after=65536; see harness/adbd/faults.py.",
 )
+@click.option(
+    "--python",
+    "python",
+    metavar="PATH",
+    help="Interpreter the board runs the runner with (default: the one running this daemon).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log connections and streams.")
 def serve_device(
     host: str,
@@ -649,16 +655,20 @@ def serve_device(
     import logging
 
     from harness.adbd.faults import FaultSpecError, parse_fault
-    from harness.adbd.props import PropsError, load_props_file
-    from harness.adbd.server import DaemonConfig, serve_until_stopped
+    from harness.adbd.props import PropsError, load_props_file, resolve_python
+    from harness.adbd.server import DaemonConfig, check_authorized_keys, serve_until_stopped
 
     if no_auth == (authorized_keys is not None):
         raise HarnessError("give exactly one of --authorized-keys FILE or --no-auth")
     try:
         props = load_props_file(props_file) if props_file else {}
         faults = tuple(parse_fault(spec) for spec in fault_specs)
+        python = resolve_python(python) if python else None
     except (PropsError, FaultSpecError) as exc:
         raise HarnessError(str(exc)) from exc
+    if authorized_keys is not None and authorized_keys.is_file():
+        for warning in check_authorized_keys(authorized_keys):
+            click.echo(warning, err=True)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     config = DaemonConfig(
         host=host,
@@ -670,6 +680,7 @@ def serve_device(
         boot_delay_s=boot_delay,
         announce_to_adb_server=adb_server_port,
         faults=faults,
+        python=python,
     )
     serve_until_stopped(config, lambda line: click.echo(line, err=False))
 

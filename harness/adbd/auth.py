@@ -84,17 +84,39 @@ def parse_pubkey_line(line: str | bytes) -> AdbPublicKey:
     return decode_android_pubkey(blob, comment.strip())
 
 
-def load_authorized_keys(path: str | os.PathLike[str]) -> list[AdbPublicKey]:
-    """Read an adb_keys file (one adbkey.pub line each); bad lines are logged, skipped."""
-    keys: list[AdbPublicKey] = []
-    for number, line in enumerate(Path(path).read_text("utf-8", "replace").splitlines(), 1):
+@dataclass(frozen=True)
+class KeyFileScan:
+    """An adb_keys file read line by line: the keys, and each line that is not one."""
+
+    keys: tuple[AdbPublicKey, ...]
+    bad_lines: tuple[tuple[int, str], ...]  # (line number, why)
+
+
+def scan_authorized_keys(path: str | os.PathLike[str]) -> KeyFileScan:
+    """Read an adb_keys file (one adbkey.pub line each; blank and # lines ignored).
+
+    Raises AuthError when the file cannot be read."""
+    try:
+        text = Path(path).read_text("utf-8", "replace")
+    except OSError as exc:
+        raise AuthError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    keys, bad = [], []
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
             keys.append(parse_pubkey_line(line))
         except AuthError as exc:
-            log.warning("%s:%d: skipping key: %s", path, number, exc)
-    return keys
+            bad.append((number, str(exc)))
+    return KeyFileScan(tuple(keys), tuple(bad))
+
+
+def load_authorized_keys(path: str | os.PathLike[str]) -> list[AdbPublicKey]:
+    """Read an adb_keys file (one adbkey.pub line each); bad lines are logged, skipped."""
+    scan = scan_authorized_keys(path)
+    for number, why in scan.bad_lines:
+        log.warning("%s:%d: skipping key: %s", path, number, why)
+    return list(scan.keys)
 
 
 def verify_token_signature(key: AdbPublicKey, token: bytes, signature: bytes) -> bool:

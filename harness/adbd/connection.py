@@ -172,7 +172,7 @@ class AdbConnection:
         path = self._settings.authorized_keys
         try:
             keys = auth.load_authorized_keys(path) if path else []
-        except OSError as exc:  # re-read each time so keys can be added while running
+        except (OSError, auth.AuthError) as exc:  # re-read each time: keys may be added
             log.warning("cannot read authorized keys %s: %s", path, exc)
             keys = []
         key = auth.find_signing_key(keys, token, signature)

@@ -13,7 +13,9 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import socket
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,11 +48,18 @@ def abi_for_machine(machine: str) -> str:
     return _ABI_BY_MACHINE.get(machine.lower(), machine.lower() or "unknown")
 
 
-def default_props() -> dict[str, str]:
-    """What a Linux board truthfully is: its ABI, hostname, kernel; booted."""
+def default_props(python: str | None = None) -> dict[str, str]:
+    """What a Linux board truthfully is: its ABI, hostname, kernel, the Python to run
+    the runner with; booted.
+
+    The Python is `python` (serve-device --python), else the interpreter this daemon
+    runs on: it has harness's own dependencies (numpy, ai-edge-litert), where the
+    board's `python3` on PATH often has neither."""
     host = socket.gethostname() or "linux"
     abi = abi_for_machine(platform.machine())
+    python = python or sys.executable
     return {
+        **({"ro.harness.python": python} if python else {}),
         "ro.product.cpu.abi": abi,
         "ro.product.cpu.abilist": abi,
         "ro.product.model": host,
@@ -62,6 +71,15 @@ def default_props() -> dict[str, str]:
         "sys.boot_completed": "1",
         "dev.bootcomplete": "1",
     }
+
+
+def resolve_python(path: str) -> str:
+    """`serve-device --python PATH`: an executable file, or a name on PATH, made absolute
+    (never symlink-resolved: a venv's python is a link, and only it sees the venv)."""
+    found = shutil.which(path)
+    if found is None:
+        raise PropsError(f"--python {path}: no such executable")
+    return os.path.abspath(found)
 
 
 def _check_prop(key: str, value: str) -> tuple[str, str]:

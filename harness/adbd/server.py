@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.adbd.auth import AuthError, scan_authorized_keys
 from harness.adbd.connection import AdbConnection, ConnectionSettings
 from harness.adbd.faults import Fault, FaultInjector
 from harness.adbd.packets import ALLOWED_MAXDATA, MAX_PAYLOAD
@@ -54,6 +55,7 @@ class DaemonConfig:
     max_streams: int = 64
     announce_to_adb_server: int | None = None  # adb server port: register as emulator
     faults: tuple[Fault, ...] = ()  # injected on purpose (tests, --inject-fault); see faults.py
+    python: str | None = None  # ro.harness.python unless props set it; None: sys.executable
 
 
 def is_loopback(host: str) -> bool:
@@ -75,6 +77,8 @@ def validate_config(config: DaemonConfig) -> None:
         )
     if config.authorized_keys is not None and not Path(config.authorized_keys).is_file():
         raise DaemonConfigError(f"authorized keys file not found: {config.authorized_keys}")
+    if config.authorized_keys is not None:
+        check_authorized_keys(config.authorized_keys)
     if config.maxdata not in ALLOWED_MAXDATA:
         allowed = ", ".join(map(str, ALLOWED_MAXDATA))
         raise DaemonConfigError(f"maxdata must be one of {allowed}, got {config.maxdata}")
@@ -82,6 +86,23 @@ def validate_config(config: DaemonConfig) -> None:
         raise DaemonConfigError(f"port out of range: {config.port}")
     if config.boot_delay_s < 0:
         raise DaemonConfigError("boot delay must not be negative")
+
+
+def check_authorized_keys(path: Path) -> list[str]:
+    """Refuse a keys file that lets nobody in (a daemon would start and serve no one,
+    silently); return one warning per line that is not a key, naming its number."""
+    try:
+        scan = scan_authorized_keys(path)
+    except AuthError as exc:
+        raise DaemonConfigError(str(exc)) from exc
+    if not scan.keys:
+        raise DaemonConfigError(
+            f"{path} holds no valid ADB public key (adbkey.pub lines): no host could connect"
+        )
+    return [
+        f"warning: {path} line {n}: not an ADB public key, skipped ({why})"
+        for n, why in scan.bad_lines
+    ]
 
 
 def announce_emulator(adb_server_port: int, device_port: int, timeout_s: float = 5.0) -> None:
@@ -221,7 +242,7 @@ class AdbDaemon:
         self.sandbox.ensure_layout()
         workdir = Path(tempfile.mkdtemp(prefix="harness-adbd-"))  # outside the sandbox
         self._cleanup.append(str(workdir))
-        props = {**default_props(), **self.config.props}
+        props = {**default_props(self.config.python), **self.config.props}
         self._props = PropStore(props, self.config.boot_delay_s, workdir)
         self._props.install()
         return ConnectionSettings(

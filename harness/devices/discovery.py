@@ -22,6 +22,7 @@ from harness.devices.adb_server import (
     explain_state,
     list_devices,
 )
+from harness.devices.runtime import BoardRuntime, missing_message, probe_runtime
 from harness.errors import DeviceError, HarnessError
 
 # One shell command for every core: "<index> <max kHz or empty>" per line.
@@ -52,10 +53,12 @@ class DeviceFacts:
     fingerprint: str = ""
     cpus: tuple[CpuCore, ...] = ()
     note: str = ""  # why it is not ready, or what failed while reading facts
+    runtime: BoardRuntime | None = None  # linux class: the runner's Python and TFLite runtime
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["cpus"] = [asdict(c) for c in self.cpus]
+        d["runtime"] = self.runtime.to_dict() if self.runtime else None
         return d
 
 
@@ -96,6 +99,8 @@ def facts_of(device, serial: str, transport: str) -> DeviceFacts:
     cls = props.get("ro.harness.device_class", "")
     sdk = props.get("ro.build.version.sdk", "")
     cpus = device.shell(["sh", "-c", CPU_SCRIPT], timeout=15.0)
+    linux = cls == "linux" or not sdk
+    runtime, note = _runtime_of(device) if linux else (None, "")
     return DeviceFacts(
         serial=serial,
         transport=transport,
@@ -103,18 +108,36 @@ def facts_of(device, serial: str, transport: str) -> DeviceFacts:
         ready=True,
         model=props.get("ro.product.model", ""),
         abi=props.get("ro.product.cpu.abi", ""),
-        sdk="linux" if cls == "linux" or not sdk else sdk,
+        sdk="linux" if linux else sdk,
         emulator=is_emulator(props, serial),
         fingerprint=props.get("ro.build.fingerprint", ""),
         cpus=parse_cpus(cpus.stdout),
+        note=note,
+        runtime=runtime,
     )
+
+
+def _runtime_of(device) -> tuple[BoardRuntime | None, str]:
+    """The runner's preflight on a linux-class device, and a note when it is not ready."""
+    try:
+        rt = probe_runtime(device)
+    except DeviceError as exc:
+        return None, f"runtime check failed: {exc}"
+    name = getattr(device, "name", "")
+    return rt, "" if rt.ready else missing_message(name, rt).partition(": ")[2]
 
 
 def local_facts() -> DeviceFacts:
     """Facts of the host itself (`--device local`)."""
     from harness.adbd.props import abi_for_machine
+    from harness.devices.local import LocalDevice
 
     cpus = subprocess.run(["sh", "-c", CPU_SCRIPT], capture_output=True, text=True, timeout=15)
+    local = LocalDevice()
+    try:
+        runtime, note = _runtime_of(local)
+    finally:
+        local.close()
     return DeviceFacts(
         serial="local",
         transport="subprocess",
@@ -125,6 +148,8 @@ def local_facts() -> DeviceFacts:
         sdk="linux",
         fingerprint=f"{platform.system()}/{platform.release()}/{platform.version()}",
         cpus=parse_cpus(cpus.stdout),
+        note=note,
+        runtime=runtime,
     )
 
 
@@ -218,7 +243,9 @@ def discover(
 
 def format_devices(found: Discovery) -> str:
     """A plain-text table, one device a line, then the adb server status."""
-    rows = [("SERIAL", "TRANSPORT", "STATE", "MODEL", "ABI", "SDK", "EMU", "CPUS")]
+    rows = [
+        ("SERIAL", "TRANSPORT", "STATE", "MODEL", "ABI", "SDK", "EMU", "CPUS", "PYTHON", "RUNTIME")
+    ]
     notes = []
     for d in found.devices:
         rows.append(
@@ -231,6 +258,8 @@ def format_devices(found: Discovery) -> str:
                 d.sdk,
                 "yes" if d.emulator else "no",
                 _cpu_summary(d.cpus),
+                _python_summary(d.runtime),
+                d.runtime.summary() if d.runtime else "",
             )
         )
         if d.note:
@@ -238,6 +267,13 @@ def format_devices(found: Discovery) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join([*lines, *notes, found.server])
+
+
+def _python_summary(rt: BoardRuntime | None) -> str:
+    """`/usr/bin/python3 (3.11.2)`: the interpreter the runner runs with on the device."""
+    if rt is None:
+        return ""
+    return f"{rt.python} ({rt.python_version})" if rt.python_version else rt.python
 
 
 def _cpu_summary(cpus: tuple[CpuCore, ...]) -> str:

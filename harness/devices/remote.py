@@ -47,6 +47,7 @@ class AdbDevice:
         self._workdir = workdir
         self._props: dict[str, str] | None = None
         self.returncode: int | None = None
+        self.stderr = ""  # of the last stream() that ended
 
     # -- facts --------------------------------------------------------------------
 
@@ -93,13 +94,14 @@ class AdbDevice:
         chunks = self.transport.shell_stream(
             script + quote_argv(argv), timeout, stream_idle_timeout()
         )
-        self.returncode = None
+        self.returncode, self.stderr = None, ""
         pending = b""
         while True:
             try:
                 chunk = next(chunks)
             except StopIteration as done:
-                self.returncode = done.value.exit_code
+                # stderr too: a runner that dies says why there (see python_runner)
+                self.returncode, self.stderr = done.value.exit_code, done.value.stderr
                 break
             pending += chunk
             if len(pending) > MAX_PENDING_LINE:

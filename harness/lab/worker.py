@@ -22,6 +22,7 @@ from pathlib import Path
 
 from harness.cells import Cell, CellRecord
 from harness.devices.base import ShellResult
+from harness.devices.runtime import RuntimeMissing
 from harness.errors import DeviceError, HarnessError
 from harness.lab.capabilities import Capabilities, device_capabilities, filter_cells
 from harness.lab.config import DeviceEntry
@@ -94,6 +95,8 @@ def run_device(task: DeviceTask, on_cell: Callable[[CellRecord], None] = lambda 
                 done[pm.name] = _run_model(task, pm, store, guarded, caps, existing, on_cell)
     except DeviceLost as exc:
         lost = f"device lost mid-sweep: {exc}"
+    except RuntimeMissing as exc:  # reached, but it cannot run the runner: tonight is lost
+        lost = f"device unusable: {exc}"
     except HarnessError as exc:  # unreachable, unauthorized, busy, unknown name
         lost = f"device unreachable: {exc}"
     models = tuple(done.get(pm.name) or _unmeasured(task, pm, serial, caps) for pm in task.models)

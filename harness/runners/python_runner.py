@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import device_scripts
+from device_scripts.runner import stderr_tail
 from harness.devices.base import Device
 from harness.errors import DeviceError, HarnessError
 from harness.measure.intervals import expected_precision
@@ -251,6 +252,9 @@ def _run_round(
                 return
             code = getattr(staged.device, "returncode", None)
             reason = f"runner process died (exit {code}) during this cell"
+            said = stderr_tail(getattr(staged.device, "stderr", "") or "")
+            if said:  # its last words: a Python too old to parse the runner, a crash
+                reason = f"{reason}: {said}"
         except DeviceError as exc:
             reason = f"device error: {exc}"
         staged.forget()  # after a failure, verify the device's files again
