@@ -122,7 +122,12 @@ def _android_options(command):
         click.option("--gpu-backend", type=click.Choice(["cl", "gl"]), help="Android gpu backend."),
         click.option("--nnapi-accelerator", help="Android nnapi: accelerator name to use."),
         click.option(
-            "--disable-nnapi-cpu", is_flag=True, help="Android nnapi: no NNAPI CPU fallback."
+            "--disable-nnapi-cpu/--allow-nnapi-cpu",
+            "disable_nnapi_cpu",
+            default=True,
+            show_default=True,
+            help="Android nnapi: keep NNAPI off its CPU device (the tool's default) or allow "
+            "it; always passed to benchmark_model explicitly.",
         ),
         click.option(
             "--op-profile", is_flag=True, help="Android: add a separate per-op profiling pass."

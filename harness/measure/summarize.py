@@ -68,6 +68,7 @@ def summarize(
             "hazards",
             "op_profile",
             "eval_invocations",
+            "accuracy_error",  # the accuracy pass failed; the timing above stands
         )
         if raw.get(k) is not None
     }

@@ -129,10 +129,16 @@ def test_run_on_android_gives_latency_memory_coverage_and_accuracy(
     assert cpu["aggregate_only"] is True
     assert cpu["median"] is None and cpu["p90"] is None and cpu["ci_low"] is None
     assert (cpu["init"], cpu["first"]) == (855.0, 49060.0)
-    # Memory: the peak footprint where the tool printed it; the delta where only that.
-    assert cells[("fp32", "cpu")]["peak_rss_mb"] == pytest.approx(12.8672, abs=1e-3)
+    # Memory: the monitored peak from a pass of its own; the change of max RSS (the old
+    # "Peak memory footprint" line included) kept apart, never as the peak.
+    assert cells[("fp32", "cpu")]["peak_rss_mb"] == pytest.approx(14.7734, abs=1e-3)
     assert cells[("fp32", "xnnpack")]["extra"]["memory_mb"] == {
-        "delta": {"init": 8.97656, "overall": 18.7227}
+        "max_rss_delta": {
+            "init": 8.97656,
+            "overall": 18.7227,
+            "printed_as": "Memory footprint delta from the start of the tool",
+        },
+        "peak_monitored": 14.7734,
     }
     # Delegation coverage: GPU took the whole graph; NNAPI only part of it, and says so.
     gpu, nnapi = cells[("fp32", "gpu")]["extra"], cells[("fp32", "nnapi")]["extra"]
@@ -153,7 +159,10 @@ def test_run_on_android_gives_latency_memory_coverage_and_accuracy(
     calls = _calls(phone["root"])
     timed = [c for c in calls if not any(a.startswith("--output_filepath") for a in c["argv"])]
     timed = [c for c in timed if any(a.startswith("--num_runs=") for a in c["argv"])]
+    memory = [c for c in timed if "--report_peak_memory_footprint=true" in c["argv"]]
+    timed = [c for c in timed if c not in memory]
     assert len(timed) == 3 * 8 and all(c["cpus"] == [1] for c in timed)
+    assert len(memory) == 8  # once per cell, in its last round
     # Interleaved: round 1 times all 8 cells before round 2 starts; --runs 5 is 2+2+1.
     assert len({_cell_of(c) for c in timed[:8]}) == 8
     assert [_runs_of(c) for c in timed] == [2] * 16 + [1] * 8
@@ -164,11 +173,14 @@ def test_run_on_android_gives_latency_memory_coverage_and_accuracy(
         "--use_gpu=true",
         "--use_nnapi=true",
     } <= flags
-    assert "--report_peak_memory_footprint=true" in flags
+    assert "--report_peak_memory_footprint=true" not in flags  # never in a timed pass
+    assert "--disable_nnapi_cpu=true" in flags  # always explicit
     assert not any("--enable_op_profiling=true" in c["argv"] for c in timed)
-    # One batched accuracy invocation per cell (the digits model's batch is dynamic).
+    # One batched accuracy invocation per cell (the digits model's batch is dynamic), the
+    # input named with its shape: the stand-in aborts otherwise, as the tool does.
     evals = [c for c in calls if any(a.startswith("--output_filepath=") for a in c["argv"])]
     assert len(evals) == 8
+    assert all("--input_layer=serving_default_image:0" in c["argv"] for c in evals)
     assert all("--input_layer_shape=40,8,8,1" in c["argv"] for c in evals)
     # The SLO pick works on the phone's aggregates: the mean stands in for the median.
     rec = harness("recommend", doc["run_id"], "--max-latency", "1s", "--store", store_url, "--json")
@@ -236,3 +248,105 @@ def test_missing_binary_names_both_commands(tmp_path, monkeypatch, host_key, var
     assert proc.returncode != 0
     assert "harness tools fetch --abi arm64-v8a" in proc.stderr
     assert "harness tools add PATH --abi arm64-v8a" in proc.stderr
+
+
+def _mode(phone, **modes):
+    """Modes for the stand-in (its docstring), read from the device's root per call."""
+    (phone["root"] / "standin-mode.json").write_text(json.dumps(modes))
+
+
+def _run(phone, variants, store_url, *extra, delegates="cpu,gpu,nnapi"):
+    proc = harness(
+        "run",
+        str(variants.manifest_path.parent),
+        "--device",
+        phone["serial"],
+        "--variants",
+        "fp32",
+        "--delegates",
+        delegates,
+        "--runs",
+        "3",
+        "--store",
+        store_url,
+        "--json",
+        *extra,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {c["delegate"]: c for c in json.loads(proc.stdout)["cells"]}
+
+
+def test_all_same_rounds_are_ok_with_std_zero(phone, variants, store_url):
+    _mode(phone, STANDIN_BM_ALL_SAME="1")  # stats_calculator.h's all-same form
+    cells = _run(phone, variants, store_url, "--rounds", "2", delegates="cpu")
+    lat = cells["cpu"]["latency_us"]
+    assert cells["cpu"]["status"] == "ok", cells["cpu"]["reason"]
+    assert (lat["n"], lat["min"], lat["max"], lat["mean"], lat["std"]) == (
+        100,
+        33209.0,
+        33209.0,
+        33209.0,
+        0.0,
+    )
+    assert "truncated" in cells["cpu"]["extra"]["runner"]["std_note"]
+
+
+def test_a_build_without_gpu_or_nnapi_never_labels_cpu_figures(phone, variants, store_url):
+    _mode(phone, STANDIN_BM_BUILD="cpu-only")
+    cells = _run(phone, variants, store_url)
+    assert cells["cpu"]["status"] == "ok"
+    for delegate, flag in (("gpu", "--use_gpu"), ("nnapi", "--use_nnapi")):
+        assert cells[delegate]["status"] == "unsupported", cells[delegate]
+        reason = cells[delegate]["reason"]
+        assert flag in reason and "not in its --help usage" in reason, reason
+    calls = _calls(phone["root"])
+    assert not any("--use_gpu=true" in c["argv"] for c in calls)  # never sent
+
+
+def test_litert_compiled_model_binary_is_refused(phone, variants, store_url):
+    _mode(phone, STANDIN_BM_BUILD="litert")
+    cells = _run(phone, variants, store_url, delegates="cpu")
+    assert cells["cpu"]["status"] == "failed"
+    assert "LiteRT's CompiledModel benchmark" in cells["cpu"]["reason"]
+    calls = _calls(phone["root"])
+    assert [c["argv"] for c in calls] == [["--help"]]  # nothing driven with the wrong flags
+
+
+def test_failed_accuracy_pass_keeps_the_timing(phone, variants, digits, store_url):
+    _mode(phone, STANDIN_BM_FAULT="outputs")
+    cells = _run(
+        phone, variants, store_url, "--eval", str(digits / "eval.npz"), "--eval-limit", "4",
+        delegates="cpu",
+    )  # fmt: skip
+    cpu = cells["cpu"]
+    assert cpu["status"] == "ok" and cpu["latency_us"]["n"] == 150  # 3 rounds of 50
+    assert cpu["accuracy"] is None
+    err = cpu["extra"]["accuracy_error"]
+    assert err.startswith("accuracy pass: benchmark_model exited 134: FATAL: Failed to read")
+    assert len(err) <= 400
+
+
+def test_standin_enforces_the_real_tools_rules(phone, tmp_path):
+    """The stand-in fails the way the tool does (each rule cites its upstream file)."""
+    import subprocess
+
+    standin = tmp_path / "standin" / "benchmark_model"
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"x")
+
+    def run(*args):
+        return subprocess.run([sys.executable, str(standin), *args], capture_output=True, text=True)
+
+    help_ = run("--help")
+    assert help_.returncode == 1 and help_.stdout == ""
+    assert "\t--input_layer_value_files=" in help_.stderr
+    fatal = run(f"--graph={model}", "--input_layer_value_files=in::0:v.bin")
+    assert fatal.returncode == -6  # SIGABRT: 134 through a shell
+    assert "FATAL: Cannot find the corresponding input_layer name(in:0)" in fatal.stderr
+    warn = run(f"--graph={model}", "--use_gpu=true", "--no_such_flag=1")
+    assert "WARN: Unconsumed cmdline flags: --no_such_flag=1" in warn.stderr
+    mem = run(f"--graph={model}", "--report_peak_memory_footprint=true")
+    assert "Overall peak memory footprint (MB) via periodic monitoring: 14.7734" in mem.stderr
+    assert "Peak memory footprint (MB): init" not in mem.stderr
+    prof = run(f"--graph={model}", "--enable_op_profiling=true").stderr
+    assert "\tDelegate/Convolution (NHWC, F32) IGEMM:0" in prof

@@ -13,13 +13,16 @@ from harness.runners.benchmark_model.runner import (
     EvalError,
     core_affinity,
     decode_outputs,
+    eval_batches,
+    memory_result,
     noise_hazards,
     pool_rounds,
+    start_check,
     timed_result,
     to_input_dtype,
 )
 
-from .test_parse import load
+from .test_parse import LITERT_USAGE, load
 
 OPTS = F.BenchmarkOptions()
 
@@ -31,7 +34,8 @@ OPTS = F.BenchmarkOptions()
         ("xnnpack", ["--use_xnnpack=true"]),
         ("gpu", ["--use_gpu=true"]),
         ("gpu-f32", ["--use_gpu=true", "--gpu_precision_loss_allowed=false"]),
-        ("nnapi", ["--use_nnapi=true"]),
+        # nnapi_delegate_provider.cc defaults --disable_nnapi_cpu to true: always explicit
+        ("nnapi", ["--use_nnapi=true", "--disable_nnapi_cpu=true"]),
         ("npu", None),
     ],
 )
@@ -73,8 +77,9 @@ def test_timed_pass_flags():
         "--max_secs=150",
         "--warmup_runs=10",
         "--warmup_min_secs=0",
-        "--report_peak_memory_footprint=true",
     ]
+    # its sampling thread can affect timing (the flag's help, benchmark_model.cc): own pass
+    assert "--report_peak_memory_footprint=true" not in got
     assert "--enable_op_profiling=true" not in got
     assert "--min_secs=2.5" in F.cell_flags("m", "cpu", 1, 5, 2.5, 0, OPTS)
 
@@ -84,17 +89,117 @@ def test_profile_and_eval_flags_are_separate_passes():
     assert (
         "--enable_op_profiling=true" in prof and "--report_peak_memory_footprint=true" not in prof
     )
-    ev = F.eval_flags(
-        "m", "cpu", 1, OPTS, "serving_default_image:0", "v.bin", "o.bin", (40, 8, 8, 1)
-    )
-    assert "--input_layer_value_files=serving_default_image::0:v.bin" in ev
+    mem = F.memory_flags("m.tflite", "xnnpack", 2, OPTS)
+    assert "--report_peak_memory_footprint=true" in mem and "--use_xnnpack=true" in mem
+    feed = F.InputFeed("serving_default_image:0", (40, 8, 8, 1), "v.bin")
+    ev = F.eval_flags("m", "cpu", 1, OPTS, [feed], "o.bin")
     assert "--output_filepath=o.bin" in ev
-    assert ev[-2:] == ["--input_layer=serving_default_image:0", "--input_layer_shape=40,8,8,1"]
     assert "--num_runs=1" in ev and "--warmup_runs=0" in ev
-    assert not any(
-        f.startswith("--input_layer_shape")
-        for f in F.eval_flags("m", "cpu", 1, OPTS, "x", "v", "o", None)
+
+
+def test_eval_flags_name_every_input_in_order_static_or_not():
+    """benchmark_tflite_model.cc: value files need their name in --input_layer (FATAL,
+    abort 134 otherwise) and --input_layer_shape as many items as --input_layer."""
+    static = [F.InputFeed("serving_default_image:0", (1, 8, 8, 1), "v.bin")]
+    ev = F.eval_flags("m", "cpu", 1, OPTS, static, "o.bin")
+    assert "--input_layer=serving_default_image:0" in ev
+    assert "--input_layer_shape=1,8,8,1" in ev
+    assert "--input_layer_value_files=serving_default_image::0:v.bin" in ev
+    two = [F.InputFeed("a", (1, 4), "a.bin"), F.InputFeed("b:0", (1, 2, 3), "b.bin")]
+    ev = F.eval_flags("m", "cpu", 1, OPTS, two, "o.bin")
+    assert "--input_layer=a,b:0" in ev
+    assert "--input_layer_shape=1,4:1,2,3" in ev
+    assert "--input_layer_value_files=a:a.bin,b::0:b.bin" in ev
+    with pytest.raises(HarnessError, match="','"):
+        F.eval_flags("m", "cpu", 1, OPTS, [F.InputFeed("a,b", (1,), "v")], "o")
+
+
+def test_disable_nnapi_cpu_both_choices():
+    on = F.delegate_flags("nnapi", F.BenchmarkOptions())
+    off = F.delegate_flags("nnapi", F.BenchmarkOptions(disable_nnapi_cpu=False))
+    assert "--disable_nnapi_cpu=true" in on and "--disable_nnapi_cpu=false" in off
+
+
+def test_eval_batches_static_and_dynamic():
+    x = np.zeros((5, 8, 8, 1), np.float32)
+    static = TensorSpec("t", (1, 8, 8, 1), (1, 8, 8, 1), "float32", None, None)
+    assert [b.shape for b in eval_batches(x, static)] == [(1, 8, 8, 1)] * 5
+    dynamic = TensorSpec("t", (1, 8, 8, 1), (-1, 8, 8, 1), "float32", None, None)
+    assert [b.shape for b in eval_batches(x, dynamic)] == [(5, 8, 8, 1)]
+    pairs = TensorSpec("t", (2, 8, 8, 1), (2, 8, 8, 1), "float32", None, None)
+    assert [b.shape for b in eval_batches(x, pairs)] == [(2, 8, 8, 1)] * 2
+
+
+REAL_HELP_TAIL = (
+    "INFO: STARTING!\nERROR: usage: ./benchmark_model <flags>\nFlags:\n"
+    + "".join(f"\t--{f}=\tstring\toptional\tx\n" for f in F.BASE_FLAGS)
+    + "ERROR: Benchmarking failed.\n"
+)
+
+
+def test_start_check_reads_the_usage_not_the_exit_code():
+    # command_line_flags.cc/benchmark_model.cc: --help is usage on stderr and exit 1
+    flags, error = start_check(REAL_HELP_TAIL, 1, "benchmark_model (x86_64)", "emu")
+    assert error is None and set(F.BASE_FLAGS) <= flags
+    thin = REAL_HELP_TAIL.replace("\t--input_layer_value_files=\tstring\toptional\tx\n", "")
+    _, error = start_check(thin, 1, "benchmark_model (x86_64)", "emu")
+    assert "lacks flags harness sends: --input_layer_value_files" in error
+    _, error = start_check("sh: ./benchmark_model: Exec format error", 126, "bm", "emu")
+    assert "does not start on emu" in error and "exit 126" in error
+
+
+def test_start_check_refuses_litert_compiled_model():
+    _, error = start_check(LITERT_USAGE, 1, "benchmark_model (arm64-v8a)", "pixel")
+    assert "LiteRT's CompiledModel benchmark" in error and "--use_npu" in error
+
+
+def test_unconsumed_flags_fail_the_cell_with_the_tools_line():
+    text = load("21_local_tf221_unconsumed_use_nnapi.txt")
+    raw = timed_result(parse_output(text), 0, "nnapi", text)
+    assert raw["status"] == "failed"
+    assert raw["reason"].endswith("Unconsumed cmdline flags: --use_nnapi=true")
+    assert "latency_aggregate" not in raw  # CPU figures never stand for nnapi
+
+
+@pytest.mark.parametrize("delegate, tool", [("gpu", "GPU"), ("nnapi", "NNAPI")])
+def test_acceleration_unsupported_makes_the_cell_unsupported(delegate, tool):
+    text = load("20_local_tf221_xnnpack_op_profile_peak_monitored.txt").replace(
+        "INFO: STARTING!",
+        f"INFO: STARTING!\nWARN: {tool} acceleration is unsupported on this platform.",
     )
+    raw = timed_result(parse_output(text), 0, delegate, text)
+    assert raw["status"] == "unsupported"
+    assert f"{tool} acceleration is unsupported on this platform." in raw["reason"]
+
+
+def test_all_same_round_is_ok_with_std_zero():
+    text = (
+        "INFO: Running benchmark for at least 1 iterations and at least 0 seconds\n"
+        "INFO: count=1 curr=31 p5=31 median=31 p95=31\n"
+        "INFO: Running benchmark for at least 3 iterations and at least 0 seconds\n"
+        "INFO: count=3 curr=28(all same) p5=28 median=28 p95=28\n"
+        "INFO: Inference timings in us: Init: 2154, First inference: 31, "
+        "Warmup (avg): 31, Inference (avg): 28\n"
+    )
+    raw = timed_result(parse_output(text), 0, "cpu", text)
+    assert raw.get("status", "ok") == "ok", raw  # an ok pass adds no status of its own
+    agg = raw["latency_aggregate"]
+    assert (agg["n"], agg["mean"], agg["std"], agg["min"], agg["max"]) == (3, 28, 0, 28, 28)
+    assert "truncated" in raw["runner"]["std_note"]
+
+
+def test_memory_pass_gives_the_peak_and_keeps_the_delta_apart():
+    text = load("20_local_tf221_xnnpack_op_profile_peak_monitored.txt")
+    got = memory_result(parse_output(text), 0, text, None)
+    assert got["peak_rss_kb"] == round(15.0039 * 1024)
+    assert "periodic monitoring" in got["peak_rss_scope"]
+    assert got["memory_mb"]["max_rss_delta"]["overall"] == 8.98828
+    old = load("01_tf42507_cpu_op_profiling_peak_memory.txt")
+    got = memory_result(parse_output(old), 0, old, None)
+    assert "peak_rss_kb" not in got  # a change of max RSS is never reported as the peak
+    assert got["memory_mb"]["max_rss_delta"]["printed_as"] == "Peak memory footprint"
+    failed = memory_result(parse_output("Segmentation fault"), 139, "Segmentation fault", {})
+    assert "pass_error" in failed["memory_mb"] and "peak_rss_kb" not in failed
 
 
 def test_options_round_trip_and_validation():
@@ -249,4 +354,5 @@ def test_pool_rounds_is_exact_for_population_std():
     assert (pooled["init_us"], pooled["init_us_rounds"]) == (200, [300, 100, 200])
     assert pooled["peak_rss_kb"] == 30 and pooled["rounds"] == 3
     assert pooled["env"]["before"] == {"r": 300}  # the first round's snapshot
+    assert "truncated" in pooled["runner"]["std_note"]
     assert pool_rounds(raws[:1]) is raws[0]

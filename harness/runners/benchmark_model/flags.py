@@ -5,11 +5,14 @@ Mapping (issue 4):
     xnnpack  --use_xnnpack=true
     gpu      --use_gpu=true                       (+ --gpu_precision_loss_allowed, --gpu_backend)
     gpu-f32  --use_gpu=true --gpu_precision_loss_allowed=false
-    nnapi    --use_nnapi=true                     (+ --nnapi_accelerator_name, --disable_nnapi_cpu)
+    nnapi    --use_nnapi=true --disable_nnapi_cpu=true|false (+ --nnapi_accelerator_name)
     threads  --num_threads
     runs     --num_runs --min_secs --max_secs --warmup_runs (--warmup_min_secs=0: exact count)
-    memory   --report_peak_memory_footprint=true
+    memory   --report_peak_memory_footprint=true, only in a separate pass (its sampling
+             thread can affect timing, by the flag's own help text in benchmark_model.cc)
     profile  --enable_op_profiling=true, only in a separate pass (it perturbs timing)
+    accuracy --input_layer, --input_layer_shape and --input_layer_value_files naming every
+             input, in order (benchmark_tflite_model.cc aborts otherwise)
 A delegate benchmark_model has no flag for (npu) is unsupported, with the reason.
 """
 
@@ -31,6 +34,29 @@ GPU_BACKENDS = ("cl", "gl")
 AFFINITY_MODES = ("all", "big", "little")
 MAX_SECS_DEFAULT = 150.0  # the tool's own default, passed explicitly
 PROFILE_RUNS = 20
+MEMORY_RUNS = 20
+# The memory pass runs at least this long: the monitor samples every 50 ms
+# (--memory_footprint_check_interval_ms's default, benchmark_model.cc).
+MEMORY_MIN_SECS = 0.5
+
+# Flags every pass may send, whatever the cell: the start check requires each of them in
+# the binary's --help usage (benchmark_model.cc logs unknown flags and goes on without them).
+BASE_FLAGS = (
+    "graph",
+    "num_threads",
+    "num_runs",
+    "min_secs",
+    "max_secs",
+    "warmup_runs",
+    "warmup_min_secs",
+    "use_xnnpack",
+    "report_peak_memory_footprint",
+    "enable_op_profiling",
+    "input_layer",
+    "input_layer_shape",
+    "input_layer_value_files",
+    "output_filepath",
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +68,9 @@ class BenchmarkOptions:
     gpu_precision_loss: bool | None = None  # None: the tool's default
     gpu_backend: str | None = None  # cl | gl
     nnapi_accelerator: str | None = None
-    disable_nnapi_cpu: bool = False
+    # nnapi_delegate_provider.cc defaults it to true (and ignores it when an accelerator
+    # is named): always sent explicitly, so a run says which it measured.
+    disable_nnapi_cpu: bool = True
     op_profile: bool = False
     eval_limit: int = 100
     cooldown_s: float = 0.0
@@ -91,8 +119,7 @@ def delegate_flags(delegate: str, options: BenchmarkOptions) -> list[str] | None
     if delegate == "nnapi":
         if options.nnapi_accelerator:
             flags.append(f"--nnapi_accelerator_name={options.nnapi_accelerator}")
-        if options.disable_nnapi_cpu:
-            flags.append("--disable_nnapi_cpu=true")
+        flags.append(f"--disable_nnapi_cpu={_bool(options.disable_nnapi_cpu)}")
     if options.require_full_delegation and delegate in ACCELERATED:
         flags.append("--require_full_delegation=true")
     return flags
@@ -118,7 +145,10 @@ def cell_flags(
     warmup: int,
     options: BenchmarkOptions,
 ) -> list[str] | None:
-    """The timed pass: graph, delegate, threads, timing, peak memory. None: unsupported."""
+    """The timed pass: graph, delegate, threads, timing. None: unsupported.
+
+    No --report_peak_memory_footprint here: its sampling thread competes with the timed
+    runs; the peak comes from memory_flags' own pass."""
     chosen = delegate_flags(delegate, options)
     if chosen is None:
         return None
@@ -127,8 +157,25 @@ def cell_flags(
         *chosen,
         f"--num_threads={int(threads)}",
         *timing_flags(runs, min_secs, warmup, options.max_secs),
+    ]
+
+
+def memory_flags(graph: str, delegate: str, threads: int, options: BenchmarkOptions) -> list[str]:
+    """The separate peak-memory pass: never the source of a cell's latency figures."""
+    return [
+        f"--graph={graph}",
+        *(delegate_flags(delegate, options) or []),
+        f"--num_threads={int(threads)}",
+        *timing_flags(MEMORY_RUNS, MEMORY_MIN_SECS, 1, options.max_secs),
         "--report_peak_memory_footprint=true",
     ]
+
+
+def required_flags(delegate: str, options: BenchmarkOptions) -> list[str]:
+    """Names of the flags a cell of `delegate` sends that are not in BASE_FLAGS."""
+    chosen = delegate_flags(delegate, options) or []
+    names = [f[2:].split("=", 1)[0] for f in chosen]
+    return [n for n in names if n not in BASE_FLAGS]
 
 
 def profile_flags(graph: str, delegate: str, threads: int, options: BenchmarkOptions) -> list[str]:
@@ -142,32 +189,54 @@ def profile_flags(graph: str, delegate: str, threads: int, options: BenchmarkOpt
     ]
 
 
+@dataclass(frozen=True)
+class InputFeed:
+    """One model input of an accuracy invocation: its name, shape and staged value file."""
+
+    name: str
+    shape: tuple[int, ...]
+    values_file: str
+
+
 def eval_flags(
     graph: str,
     delegate: str,
     threads: int,
     options: BenchmarkOptions,
-    input_name: str,
-    values_file: str,
+    inputs: list[InputFeed],
     output_file: str,
-    shape: tuple[int, ...] | None,
 ) -> list[str]:
-    """One accuracy invocation: feed `values_file` to the first input, dump the outputs."""
-    flags = [
+    """One accuracy invocation: every input named, shaped and fed, the outputs dumped.
+
+    benchmark_tflite_model.cc: PopulateInputValueFiles looks each value file's name up in
+    --input_layer (FindLayerInfoIndex: FATAL, abort, when absent); --input_layer and
+    --input_layer_shape must have as many items as each other and Init checks that count
+    against the model's inputs; the inputs are matched by position."""
+    if not inputs:
+        raise HarnessError("an accuracy invocation needs the model's inputs")
+    for feed in inputs:
+        if "," in feed.name:  # Split(names, ',') in PopulateInputLayerInfo
+            raise HarnessError(
+                f"input {feed.name!r} has a ',' in its name: benchmark_model's "
+                "--input_layer cannot name it"
+            )
+    return [
         f"--graph={graph}",
         *(delegate_flags(delegate, options) or []),
         f"--num_threads={int(threads)}",
         *timing_flags(1, None, 0, options.max_secs),
-        f"--input_layer_value_files={escape_layer(input_name)}:{values_file}",
+        "--input_layer=" + ",".join(f.name for f in inputs),
+        "--input_layer_shape=" + ":".join(_shape(f.shape) for f in inputs),
+        "--input_layer_value_files="
+        + ",".join(f"{escape_layer(f.name)}:{f.values_file}" for f in inputs),
         f"--output_filepath={output_file}",
     ]
-    if shape is not None:  # a dynamic batch dimension: say how many samples the file holds
-        flags += [f"--input_layer={input_name}", f"--input_layer_shape={_shape(shape)}"]
-    return flags
 
 
 def escape_layer(name: str) -> str:
-    """--input_layer_value_files splits NAME:FILE on ':'; a ':' in the name is written '::'."""
+    """--input_layer_value_files splits NAME:FILE on ':'; a ':' in the name is written '::'
+    (SplitInputLayerNameAndValueFile, benchmark_tflite_model.cc; its help text's "\\:"
+    is not what the code reads)."""
     return name.replace(":", "::")
 
 

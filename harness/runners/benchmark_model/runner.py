@@ -9,11 +9,17 @@ invented) instead of `invoke_us`. Per cell, in this order and never mixed:
      cell before round r+1), each a fresh benchmark_model process with its share of
      the runs, and the rounds' aggregates are pooled exactly (count, mean, population
      std, min, max; the tool's percentiles cannot be pooled and are kept per round);
-  2. optionally the op-profiling pass (--enable_op_profiling perturbs timing), once;
-  3. the accuracy pass, once, in the last round: the first --eval-limit samples fed with
-     --input_layer_value_files, the outputs read back from --output_filepath; one
-     invocation for all samples when the model's batch dimension is dynamic, one per
-     sample otherwise.
+  2. the peak-memory pass (--report_peak_memory_footprint's sampling thread can affect
+     timing), once, in the last round;
+  3. optionally the op-profiling pass (--enable_op_profiling perturbs timing), once;
+  4. the accuracy pass, once, in the last round: the first --eval-limit samples fed with
+     --input_layer/--input_layer_shape/--input_layer_value_files naming every input, the
+     outputs read back from --output_filepath; one invocation for all samples when the
+     model's batch dimension is dynamic, one per batch of the static shape otherwise. A
+     failed accuracy pass keeps the cell's timing: the failure is recorded beside it.
+A flag the binary's --help usage does not list is never sent: the tool would log
+"Unconsumed cmdline flags" and run without it (a gpu cell on the CPU). Such a cell is
+unsupported; one whose output still says so fails with the tool's line.
 Noise hazards (emulator, battery, thermal, debuggable build, governor) are recorded with
 every cell as warnings; they never change a figure.
 """
@@ -37,7 +43,15 @@ from harness.devices.base import Device
 from harness.devices.snapshot import snapshot
 from harness.errors import DeviceError, HarnessError
 from harness.runners.benchmark_model import flags as F
-from harness.runners.benchmark_model.parse import BenchmarkOutput, parse_output, tail
+from harness.runners.benchmark_model.parse import (
+    LITERT_COMPILED_MODEL,
+    TFLITE_BENCHMARK,
+    BenchmarkOutput,
+    detect_tool_kind,
+    parse_output,
+    tail,
+    usage_flags,
+)
 from harness.runners.benchmark_model.tools import ToolBinary, binary_for_abi, missing_message
 from harness.runners.python_runner import JobCell, RoundBook, RoundHook, TimingConfig
 
@@ -48,6 +62,9 @@ TEMP_RISE_C = 2.0
 THERMAL_POLL_S = 5.0
 PROFILE_TABLES = ("Summary by node type", "Top by Computation Time")
 PROFILE_ROWS = 25
+ERROR_CHARS = 400  # a failed pass's text kept on the cell
+# Stat<int64_t>::std_deviation (stats_calculator.h) is printed as the value type.
+STD_NOTE = "benchmark_model prints std in whole microseconds, truncated"
 
 FREQ_SCRIPT = r"""
 S="${HARNESS_SYSFS:-/sys}"
@@ -113,6 +130,7 @@ class Session:
     remote: str = ""
     props: dict = field(default_factory=dict)
     affinity: dict = field(default_factory=dict)
+    flags: frozenset[str] = frozenset()  # the flags the binary's --help usage lists
     first: dict = field(default_factory=dict)  # the snapshot before the first cell
     last: dict = field(default_factory=dict)  # the latest snapshot
     error: str | None = None
@@ -127,12 +145,12 @@ class Session:
             device.run_in_workdir(["chmod", "755", s.remote], 30.0)
             device.run_in_workdir(["mkdir", "-p", OUTPUTS_DIR], 30.0)
             check = device.run_in_workdir([f"./{s.remote}", "--help"], 60.0)
-            text = check.stdout + "\n" + check.stderr
-            if "graph" not in text.lower():
-                s.error = (
-                    f"benchmark_model ({s.binary.abi}, sha256 {s.binary.sha256[:12]}) does not "
-                    f"start on {device.name}: exit {check.exit_code}: {tail(text)}"
-                )
+            s.flags, s.error = start_check(
+                check.stdout + "\n" + check.stderr,
+                check.exit_code,
+                f"benchmark_model ({s.binary.abi}, sha256 {s.binary.sha256[:12]})",
+                device.name,
+            )
             s.affinity = core_affinity(options.affinity, read_max_freqs(device))
             s.first = s.last = snapshot(device)
         except DeviceError as exc:
@@ -175,11 +193,25 @@ class Session:
                 f"(it runs {', '.join(F.DELEGATE_FLAGS)})",
                 "env": env,
             }
+        missing = [f for f in F.required_flags(cell.delegate, self.options) if f not in self.flags]
+        if missing:
+            return {
+                "status": "unsupported",
+                "reason": f"this benchmark_model build has no {cell.delegate} delegate: "
+                f"{', '.join('--' + f for f in missing)} not in its --help usage (it would log "
+                "'Unconsumed cmdline flags' and run on the CPU)",
+                "env": env,
+            }
         raw: dict = {"status": "ok", "env": env, "affinity": self.affinity}
         limit = timing.cell_timeout_s or timing.timeout_s
         if cell.timing:
             text, code = self.invoke(timed, limit)
             raw |= timed_result(parse_output(text), code, cell.delegate, text)
+            if raw["status"] == "ok" and final:
+                text, code = self.invoke(
+                    F.memory_flags(graph, cell.delegate, cell.threads, self.options), limit
+                )
+                raw |= memory_result(parse_output(text), code, text, raw.get("memory_mb"))
             if raw["status"] == "ok" and self.options.op_profile and final:
                 text, _ = self.invoke(
                     F.profile_flags(graph, cell.delegate, cell.threads, self.options), limit
@@ -191,7 +223,8 @@ class Session:
                 raw["eval"] = {"n": len(outputs), "outputs": outputs}
                 raw["eval_invocations"] = calls
             except EvalError as exc:
-                raw |= {"status": "failed", "reason": f"accuracy pass: {exc}"}
+                # The timing stands: only the accuracy is missing, and says why.
+                raw["accuracy_error"] = f"accuracy pass: {exc}"[:ERROR_CHARS]
         self.last = snapshot(self.device)
         env["after"] = self.last
         raw["hazards"] = noise_hazards(self.props, self.first, self.last)
@@ -210,21 +243,32 @@ class Session:
     ) -> tuple[np.ndarray, int]:
         """Outputs for the eval samples, produced on the device with the cell's delegate."""
         info = inspect_tflite(Path(cell.model_file).read_bytes(), label=str(cell.model_file))
+        if len(info.inputs) != 1:
+            raise EvalError(
+                f"the model has {len(info.inputs)} inputs; --eval data (x) feeds exactly one"
+            )
         spec = info.inputs[0]
         values = to_input_dtype(x, spec)
-        dynamic = bool(spec.shape_signature) and spec.shape_signature[0] == -1
-        batches = [values] if dynamic else [values[i : i + 1] for i in range(len(values))]
+        batches = eval_batches(values, spec)
+        if not batches:
+            raise EvalError(
+                f"{len(values)} eval samples do not fill one batch of the static input "
+                f"shape {list(spec.shape)}"
+            )
         rows = []
         for k, batch in enumerate(batches):
-            staged = self._stage_values(batch)
+            staged = self._stage_values(batch, spec)
             out = f"{OUTPUTS_DIR}/{cell.model_sha256[:16]}-{cell.id}-{k}.bin"
-            shape = tuple(batch.shape) if dynamic else None
-            flags = F.eval_flags(
-                graph, cell.delegate, cell.threads, self.options, spec.name, staged, out, shape
-            )
+            feed = F.InputFeed(spec.name, tuple(batch.shape), staged)
+            try:
+                flags = F.eval_flags(graph, cell.delegate, cell.threads, self.options, [feed], out)
+            except HarnessError as exc:
+                raise EvalError(str(exc)) from None
             text, code = self.invoke(flags, timeout)
             if code != 0:
-                raise EvalError(f"benchmark_model exited {code}: {tail(text)}")
+                parsed = parse_output(text)
+                why = parsed.fatal or tail(text)
+                raise EvalError(f"benchmark_model exited {code}: {why}")
             try:
                 data = self.device.pull_bytes(out, MAX_OUTPUT_FILE)
             finally:
@@ -232,8 +276,13 @@ class Session:
             rows.append(decode_outputs(data, info.outputs, len(batch)))
         return np.concatenate(rows).astype(np.float32), len(batches)
 
-    def _stage_values(self, batch: np.ndarray) -> str:
+    def _stage_values(self, batch: np.ndarray, spec: TensorSpec) -> str:
+        """Push one value file; its size must be the tensor's byte size exactly
+        (LoadInputTensorData, benchmark_tflite_model.cc: FATAL otherwise)."""
         data = np.ascontiguousarray(batch).tobytes()
+        want = int(np.prod(batch.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize
+        if len(data) != want:
+            raise EvalError(f"value file for {spec.name} has {len(data)} bytes, not {want}")
         sha = hashlib.sha256(data).hexdigest()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "values.bin"
@@ -273,9 +322,53 @@ def choose_binary(props: dict) -> ToolBinary:
     raise HarnessError(missing_message(abi))
 
 
+def start_check(
+    text: str, code: int, what: str, device_name: str
+) -> tuple[frozenset[str], str | None]:
+    """(the flags the usage lists, an error or None) from `BINARY --help`.
+
+    The real tool prints its usage to stderr and exits 1 (benchmark_model.cc ParseFlags),
+    so the exit code proves nothing: the usage text does. It must be TFLite's
+    benchmark_model, and list every flag harness may send whatever the cell."""
+    kind = detect_tool_kind(text)
+    flags = usage_flags(text)
+    if kind == LITERT_COMPILED_MODEL:
+        return flags, (
+            f"{what} on {device_name} is LiteRT's CompiledModel benchmark (--use_cpu/--use_gpu/"
+            "--use_npu, results under BENCHMARK RESULTS), not TFLite's benchmark_model: "
+            "this runner's flags would be ignored by it; register a TFLite benchmark_model "
+            "with `harness tools add PATH --abi ABI`"
+        )
+    if kind != TFLITE_BENCHMARK:
+        return flags, (
+            f"{what} does not start on {device_name} (no benchmark_model usage from --help): "
+            f"exit {code}: {tail(text)}"
+        )
+    missing = [f for f in F.BASE_FLAGS if f not in flags]
+    if missing:
+        return flags, (
+            f"{what} on {device_name} lacks flags harness sends: "
+            f"{', '.join('--' + f for f in missing)} (not in its --help usage)"
+        )
+    return flags, None
+
+
 def timed_result(parsed: BenchmarkOutput, code: int, delegate: str, text: str) -> dict:
     """The raw-dict fields of the timed pass (status, aggregates, memory, delegation)."""
     delegation = parsed.delegation.to_dict()
+    if parsed.unconsumed_flags:  # the run went on without them: its figures are not the cell's
+        return {
+            "status": "failed",
+            "reason": f"benchmark_model ignored flags: {parsed.unconsumed_flags}",
+            "delegation": delegation,
+        }
+    if parsed.platform_unsupported and delegate in F.ACCELERATED:
+        return {
+            "status": "unsupported",
+            "reason": f"benchmark_model: {parsed.platform_unsupported} (it ran without the "
+            "delegate)",
+            "delegation": delegation,
+        }
     if code != 0 or not parsed.ok:
         why = parsed.reason if not parsed.ok else f"benchmark_model exited {code}: {tail(text)}"
         return {"status": "failed", "reason": why, "delegation": delegation}
@@ -300,7 +393,6 @@ def timed_result(parsed: BenchmarkOutput, code: int, delegate: str, text: str) -
         },
         "init_us": parsed.init_us,
         "first_us": parsed.first_us,
-        "peak_rss_kb": parsed.peak_memory_kb,
         "memory_mb": parsed.memory_mb,
         "delegation": delegation,
         "runner": {
@@ -308,13 +400,38 @@ def timed_result(parsed: BenchmarkOutput, code: int, delegate: str, text: str) -
             "aggregate_only": True,
             "warmup": parsed.warmup.to_dict() if parsed.warmup else None,
             "warmup_avg_us": parsed.warmup_avg_us,
+            "all_same": s.all_same,
+            "std_note": STD_NOTE,
         },
     }
-    if parsed.peak_memory_kb is not None:
-        out["peak_rss_scope"] = "benchmark_model process, Peak memory footprint (overall)"
+    if parsed.peak_memory_kb is not None:  # a binary that monitors without being asked
+        out |= {"peak_rss_kb": parsed.peak_memory_kb, "peak_rss_scope": PEAK_SCOPE}
     if delegate in F.ACCELERATED:
         # Only an explicit "completely executed" counts: anything else ran (partly) on CPU.
         out["fully_accelerated"] = parsed.delegation.status == "full"
+    return out
+
+
+PEAK_SCOPE = (
+    "benchmark_model process: 'Overall peak memory footprint (MB) via periodic monitoring' "
+    "(RSS sampled every 50 ms, in a pass of its own)"
+)
+
+
+def memory_result(parsed: BenchmarkOutput, code: int, text: str, timed: dict | None) -> dict:
+    """The peak-memory pass: the monitored peak as peak_rss_kb, every memory line kept.
+
+    The change of max RSS ("Memory footprint delta from the start of the tool", "Peak
+    memory footprint" in older builds) is kept as max_rss_delta, never as the peak. The
+    pass failing costs the peak, never the cell's timing."""
+    memory = dict(timed or {})
+    if code != 0 or not parsed.ok or parsed.unconsumed_flags:
+        why = parsed.unconsumed_flags or parsed.reason or f"exited {code}: {tail(text)}"
+        return {"memory_mb": memory | {"pass_error": str(why)[:ERROR_CHARS]}}
+    memory |= parsed.memory_mb
+    out: dict = {"memory_mb": memory}
+    if parsed.peak_memory_kb is not None:
+        out |= {"peak_rss_kb": parsed.peak_memory_kb, "peak_rss_scope": PEAK_SCOPE}
     return out
 
 
@@ -324,7 +441,9 @@ def pool_rounds(raws: list[dict]) -> dict:
 
     benchmark_model's std is the population std (sqrt(E[x^2] - mean^2)), so the pooled
     one is exact: sum(n_i * (std_i^2 + mean_i^2)) / N - mean^2. Percentiles are not
-    poolable: with more than one round the median/p5/p95 are None (kept per round)."""
+    poolable: with more than one round the median/p5/p95 are None (kept per round). Each
+    round's std was printed truncated to whole microseconds, so the pooled std carries
+    that error too (runner.std_note says so)."""
     if len(raws) == 1:
         return raws[0]
     aggs = [r["latency_aggregate"] for r in raws]
@@ -348,7 +467,10 @@ def pool_rounds(raws: list[dict]) -> dict:
         merged[key] = statistics.median(values) if values else None
     peaks = [r["peak_rss_kb"] for r in raws if isinstance(r.get("peak_rss_kb"), int | float)]
     merged["peak_rss_kb"] = max(peaks) if peaks else None
-    merged["runner"] = dict(raws[-1].get("runner") or {}) | {"rounds_aggregate": aggs}
+    merged["runner"] = dict(raws[-1].get("runner") or {}) | {
+        "rounds_aggregate": aggs,
+        "std_note": STD_NOTE + "; the pooled std is computed from those",
+    }
     merged["rounds"] = len(raws)
     env = dict(raws[-1].get("env") or {})
     if "before" in (raws[0].get("env") or {}):
@@ -431,6 +553,18 @@ def to_input_dtype(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
         q = np.round(np.asarray(x, np.float64) / spec.scale + (spec.zero_point or 0))
         return np.clip(q, info.min, info.max).astype(dtype)
     return np.asarray(x).astype(dtype)
+
+
+def eval_batches(values: np.ndarray, spec: TensorSpec) -> list[np.ndarray]:
+    """The samples cut to what one invocation takes: all of them when the batch dimension
+    is dynamic (its shape is then given with --input_layer_shape), else the static shape's
+    batch (samples that do not fill a last batch are left out)."""
+    dynamic = bool(spec.shape_signature) and spec.shape_signature[0] == -1
+    if dynamic:
+        return [values]
+    size = int(spec.shape[0]) if spec.shape else 1
+    size = max(size, 1)
+    return [values[i : i + size] for i in range(0, len(values) - size + 1, size)]
 
 
 def decode_outputs(data: bytes, outputs: tuple[TensorSpec, ...], n: int) -> np.ndarray:
