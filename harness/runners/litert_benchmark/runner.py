@@ -329,6 +329,7 @@ def timed_result(parsed: LiteRtOutput, code: int, delegate: str, text: str) -> d
     res = parsed.results
     us = {k: v * 1000.0 for k, v in res.items() if k.endswith("_ms")}
     out = base | {
+        "status": "ok",
         "latency_aggregate": {
             "n": parsed.runs,
             "mean": us["avg_ms"],
