@@ -15,6 +15,7 @@ import numpy as np
 from harness.cells import Cell, CellRecord
 from harness.convert.tflite_info import TensorSpec
 from harness.devices.base import Device
+from harness.devices.runtime import require_runtime
 from harness.errors import DeviceError, HarnessError
 from harness.lab.plan import REFERENCE, ModelVariant, display_name, expand, load_variants
 from harness.measure.metrics import MetricSpec, check_metrics, default_metrics, parse_metric
@@ -119,6 +120,9 @@ def run_sweep(
     still going: a resumed run takes every cell up at its next round."""
     variants, cells = plan_run(spec)
     runner = runner_for_device(device, spec)
+    # Once per device per run, before any cell: a board without numpy or a TFLite
+    # runtime is one device error (exit 3), not every cell failed alike.
+    require_runtime(device)
     data = None
     metrics = parse_metrics(spec.metrics)
     firsts = {v.model: v for v in variants}  # every model must take the eval data
