@@ -8,6 +8,7 @@ from rich.table import Table
 
 from harness.cells import CellRecord
 from harness.convert.pipeline import ConvertResult
+from harness.measure.metrics import record_primary
 from harness.measure.rounds import precision, round_summaries
 from harness.report.document import pareto_flags
 
@@ -63,7 +64,7 @@ def _caption(rows: list[CellRecord]) -> str:
     counts = sorted({len(round_summaries(r)) for r in rows if r.status == "ok"})
     rounds = "-".join(str(n) for n in counts[:: max(1, len(counts) - 1)]) or "0"
     parts = [
-        "* Pareto-optimal (latency vs accuracy); times in µs, init in ms; ± the 95 % "
+        f"* Pareto-optimal (latency vs {metric_label(rows)}); times in µs, init in ms; ± the 95 % "
         f"interval of the median from its {rounds} rounds"
     ]
     if any(r.latency and r.latency.median is None for r in rows if r.status == "ok"):
@@ -109,7 +110,8 @@ def render_run(run_id: str, records: list[CellRecord], out: Console | None = Non
         )
         for col in cols:
             left = col in ("model", "variant", "deleg")
-            table.add_column(col, justify="left" if left else "right", no_wrap=True)
+            head = _short(metric_label(rows)) if col == "acc" else col
+            table.add_column(head, justify="left" if left else "right", no_wrap=True)
         for line in lines:
             table.add_row(*(line[c] for c in cols))
         out.print(table)
@@ -157,10 +159,27 @@ def _row(r: CellRecord, on_front: bool) -> dict[str, str]:
         "p90": _us(lat.p90 if lat else None),
         "e2e": _us(r.end_to_end.median if r.end_to_end else None),
         "init": _ms(r.init_us),
-        "acc": "-" if r.accuracy is None else f"{r.accuracy:.3f}",
+        "acc": "-" if r.accuracy is None else _figure(r.accuracy),
         "drift": "-" if drift is None else f"{drift:.0e}",
     }
     return line
+
+
+def metric_label(rows: list[CellRecord]) -> str:
+    """The run's primary metric as its records name it ("accuracy" for top-1 and for
+    records stored before metrics were chosen)."""
+    m = next((m for r in rows if (m := record_primary(r)) is not None), None)
+    return "accuracy" if m is None or m.name == "top1" else m.name
+
+
+def _short(label: str) -> str:
+    # the 80-column table keeps its width: top-1 stays "acc", others show their name
+    return "acc" if label == "accuracy" else label.split(":")[0][:10]
+
+
+def _figure(v: float) -> str:
+    """Three decimals for fractions (0.974), three significant digits beyond (41.2)."""
+    return f"{v:.3f}" if abs(v) < 10 else f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
 
 
 def _sort_key(r: CellRecord):
