@@ -192,3 +192,21 @@ def test_cpu_on_real_benchmark_model_gpu_on_litert(emulator, variants, store_url
     assert cells["xnnpack"]["status"] == "ok", cells["xnnpack"]
     assert cells["xnnpack"]["env"]["runner"] == "benchmark_model"
     assert cells["gpu"]["status"] == "ok" and cells["gpu"]["env"]["runner"] == "litert_benchmark"
+
+
+@pytest.mark.skipif(
+    not REAL_TFLITE.exists(), reason="the real benchmark_model build is in ../shared"
+)
+def test_benchmark_model_records_the_arm64_binary_on_an_x86_64_emulator(
+    emulator, variants, store_url
+):
+    # Registered as arm64-v8a, the real (x86-64) build stands for an arm64 binary that
+    # the emulator's native bridge runs: the choice is the point, and it is recorded.
+    emulator["register"]("arm64-v8a", "tflite", REAL_TFLITE)
+    c = _run(emulator, variants, store_url, "xnnpack")["xnnpack"]
+    assert c["status"] == "ok", c
+    assert (c["env"]["abi"], c["env"]["device_abi"], c["env"]["native_bridge"]) == (
+        "arm64-v8a",
+        "x86_64",
+        True,
+    )

@@ -52,7 +52,7 @@ from harness.runners.benchmark_model.parse import (
     tail,
     usage_flags,
 )
-from harness.runners.benchmark_model.tools import ToolBinary, binary_for_abi, missing_message
+from harness.runners.benchmark_model.tools import ToolBinary, abi_record, choose_for_device
 from harness.runners.python_runner import JobCell, RoundBook, RoundHook, TimingConfig
 
 OUTPUTS_DIR = "bm-outputs"
@@ -165,6 +165,7 @@ class Session:
             "binary_sha256": b.sha256 if b else None,
             "binary_source": b.source if b else None,
             "abi": b.abi if b else None,
+            **abi_record(self.props, b),  # which ABI's binary ran, native bridge or not
             "affinity": self.affinity,
         }
 
@@ -309,17 +310,9 @@ class EvalError(Exception):
 
 
 def choose_binary(props: dict) -> ToolBinary:
-    """The cached binary for the device's ABI (ro.product.cpu.abi, then the abilist)."""
-    abi = props.get("ro.product.cpu.abi") or ""
-    candidates = [abi, *[a for a in props.get("ro.product.cpu.abilist", "").split(",") if a]]
-    for candidate in dict.fromkeys(a.strip() for a in candidates if a.strip()):
-        try:
-            return binary_for_abi(candidate)
-        except HarnessError:
-            continue
-    if not abi:
-        raise HarnessError("the device reports no ro.product.cpu.abi: cannot pick benchmark_model")
-    raise HarnessError(missing_message(abi))
+    """The cached binary for the device's ABI (ro.product.cpu.abi, then the abilist; an
+    arm64 build through an x86_64 emulator's native bridge): tools.choose_for_device."""
+    return choose_for_device(props).binary
 
 
 def start_check(

@@ -221,6 +221,16 @@ class BinaryChoice:
         }
 
 
+def abi_record(props: dict, binary: ToolBinary | None) -> dict:
+    """What a cell's environment records about the ABI: the device's, and whether the
+    binary runs through its native bridge (an arm build on an x86 device)."""
+    device_abi = (props.get("ro.product.cpu.abi") or "").strip() or None
+    bridged = bool(
+        binary and device_abi and device_abi.startswith("x86") and not binary.abi.startswith("x86")
+    )
+    return {"device_abi": device_abi, "native_bridge": bridged}
+
+
 def choose_for_device(props: dict, tool: str = "tflite") -> BinaryChoice:
     """The cached binary for a device: its primary ABI first, then the others of
     ro.product.cpu.abilist in order. An x86_64 emulator that lists arm64-v8a runs arm
