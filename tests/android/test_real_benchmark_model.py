@@ -1,0 +1,194 @@
+"""The Android path against the REAL TFLite benchmark_model (../shared/tools).
+
+../shared/tools holds two genuine builds of TF 2.21's benchmark_model for this machine
+(see its README and BUILD_INFO.txt): `benchmark_model-linux-x86_64` (CPU and XNNPACK: no
+GPU or NNAPI provider, as upstream CMake builds it off Android) and `-gpu` (with the
+OpenCL GPU delegate, which fails to apply here: no libOpenCL.so). Each is registered with
+`harness tools add PATH --abi x86_64` and reached through the daemon behind
+`harness serve-device` presenting Android properties, exactly as a phone's binary is.
+
+Found at ../shared/tools relative to the repository root, or $HARNESS_BENCHMARK_MODEL_DIR.
+Without them the tests skip; with HARNESS_REQUIRE_ALL=1 (CI) they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import harness
+
+from harness.adbd.server import AdbDaemon, DaemonConfig
+from harness.runners.benchmark_model import flags as F
+from harness.runners.benchmark_model.parse import TFLITE_BENCHMARK, detect_tool_kind, parse_output
+from harness.runners.benchmark_model.runner import start_check, timed_result
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = Path(os.environ.get("HARNESS_BENCHMARK_MODEL_DIR") or ROOT.parent / "shared" / "tools")
+CPU_BUILD = TOOLS / "benchmark_model-linux-x86_64"
+GPU_BUILD = TOOLS / "benchmark_model-linux-x86_64-gpu"
+
+PROPS = {
+    "ro.harness.device_class": "",  # the daemon's Linux default; a phone has no such prop
+    "ro.build.version.sdk": "34",
+    "ro.product.cpu.abi": "x86_64",
+    "ro.product.cpu.abilist": "x86_64",
+    "ro.product.model": "real-benchmark_model-on-x86_64",
+}
+
+
+@pytest.fixture(scope="module")
+def tools() -> Path:
+    if not (CPU_BUILD.is_file() and GPU_BUILD.is_file()):
+        if os.environ.get("HARNESS_REQUIRE_ALL") == "1":
+            pytest.fail(f"HARNESS_REQUIRE_ALL=1 but the real benchmark_model is not in {TOOLS}")
+        pytest.skip(f"no real benchmark_model in {TOOLS} (set HARNESS_BENCHMARK_MODEL_DIR)")
+    return TOOLS
+
+
+@pytest.fixture(scope="module")
+def static_model(digits, tmp_path_factory) -> Path:
+    """The digits CNN with a STATIC input shape [1, 8, 8, 1] (no -1 in its signature):
+    the case whose accuracy pass used to abort the tool."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(digits / "digits.keras")
+    image = keras.Input((8, 8, 1), batch_size=1, name="image")  # a fixed batch of one
+    static = keras.Model(image, model(image))
+    converter = tf.lite.TFLiteConverter.from_keras_model(static)
+    path = tmp_path_factory.mktemp("static") / "digits_static.tflite"
+    path.write_bytes(converter.convert())
+    return path
+
+
+@pytest.fixture
+def device(tmp_path, monkeypatch, host_key):
+    monkeypatch.setenv("HARNESS_ADB_TIMEOUT", "10")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    daemon = AdbDaemon(DaemonConfig(root=tmp_path / "phone", props=PROPS, authorized_keys=host_key))
+    port = daemon.start()
+    yield f"127.0.0.1:{port}"
+    daemon.stop()
+
+
+def _register(binary: Path) -> None:
+    added = harness("tools", "add", str(binary), "--abi", "x86_64")
+    assert added.returncode == 0, added.stderr
+
+
+def _run(serial, model, store_url, *extra) -> dict:
+    proc = harness(
+        "run",
+        str(model),
+        "--device",
+        serial,
+        "--runs",
+        "20",
+        "--rounds",
+        "2",
+        "--warmup",
+        "1",
+        "--affinity",
+        "all",
+        "--store",
+        store_url,
+        "--json",
+        *extra,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {c["delegate"]: c for c in json.loads(proc.stdout)["cells"]}
+
+
+def test_real_tool_with_eval_on_a_static_model(tools, device, static_model, digits, store_url):
+    _register(CPU_BUILD)
+    cells = _run(
+        device,
+        static_model,
+        store_url,
+        "--delegates",
+        "cpu,xnnpack,gpu,nnapi",
+        "--eval",
+        digits / "eval.npz",
+        "--eval-limit",
+        "20",
+    )
+    for name in ("cpu", "xnnpack"):
+        c = cells[name]
+        assert c["status"] == "ok", c["reason"]
+        lat = c["latency_us"]
+        assert lat["n"] == 20 and 0 < lat["min"] <= lat["mean"] <= lat["max"]
+        assert c["accuracy"] is not None and c["accuracy"] >= 0.8, c
+        assert "accuracy_error" not in c["extra"]
+        assert c["extra"]["eval_invocations"] == 20  # static shape: one per sample
+        # the monitored peak, from its own pass, and the change of max RSS kept apart
+        assert 1 < c["peak_rss_mb"] < 1024
+        memory = c["extra"]["memory_mb"]
+        assert memory["peak_monitored"] == pytest.approx(c["peak_rss_mb"], abs=1e-3)
+        assert memory["max_rss_delta"]["printed_as"].startswith("Memory footprint delta")
+        print(f"REAL {name}: {lat} peak_rss_mb={c['peak_rss_mb']} accuracy={c['accuracy']}")
+    # No GPU or NNAPI in this build: never "ok" under an accelerator's label.
+    for name, flag in (("gpu", "--use_gpu"), ("nnapi", "--use_nnapi")):
+        assert cells[name]["status"] == "unsupported", cells[name]
+        assert flag in cells[name]["reason"] and "--help usage" in cells[name]["reason"]
+        print(f"REAL {name}: {cells[name]['status']}: {cells[name]['reason']}")
+
+
+def test_real_gpu_build_fails_the_gpu_cell_with_the_tools_line(
+    tools, device, static_model, store_url
+):
+    _register(GPU_BUILD)
+    cells = _run(device, static_model, store_url, "--delegates", "gpu,nnapi")
+    assert cells["gpu"]["status"] == "failed"
+    assert "Failed to apply GPU delegate" in cells["gpu"]["reason"]
+    assert cells["nnapi"]["status"] == "unsupported"
+    print(f"REAL gpu build: gpu {cells['gpu']['reason'][:200]}")
+
+
+def _real(binary: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(binary), *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def test_real_help_unconsumed_and_fatal_as_the_runner_reads_them(tools, static_model, tmp_path):
+    # --help: usage on stderr, exit 1 (benchmark_model.cc ParseFlags); the start check passes.
+    helped = _real(CPU_BUILD, "--help")
+    assert helped.returncode == 1 and "--input_layer_value_files=" in helped.stderr
+    assert detect_tool_kind(helped.stderr) == TFLITE_BENCHMARK
+    flags, error = start_check(helped.stdout + helped.stderr, 1, "benchmark_model", "here")
+    assert error is None and "use_gpu" not in flags
+    # An accelerator flag this build lacks: the tool warns, runs on CPU, exits 0; the
+    # runner fails such a cell with the tool's own line.
+    graph = f"--graph={static_model}"
+    timing = F.timing_flags(5, None, 1, 150)
+    gpu = _real(CPU_BUILD, graph, "--use_gpu=true", *timing)
+    text = gpu.stdout + gpu.stderr
+    assert gpu.returncode == 0 and "WARN: Unconsumed cmdline flags: --use_gpu=true" in text
+    raw = timed_result(parse_output(text), 0, "gpu", text)
+    assert raw["status"] == "failed"
+    assert raw["reason"].endswith("Unconsumed cmdline flags: --use_gpu=true")
+    # A value file without --input_layer: FATAL and abort; harness's flags feed it.
+    values = tmp_path / "v.bin"
+    np.zeros((1, 8, 8, 1), np.float32).tofile(values)
+    out = tmp_path / "o.bin"
+    bare = _real(
+        CPU_BUILD, graph, f"--input_layer_value_files=image:{values}", f"--output_filepath={out}"
+    )
+    assert bare.returncode == -6  # SIGABRT (134 through a shell)
+    assert "FATAL: Cannot find the corresponding input_layer name(image)" in bare.stderr
+    from harness.convert.tflite_info import inspect_tflite
+
+    spec = inspect_tflite(static_model.read_bytes()).inputs[0]
+    feed = F.InputFeed(spec.name, tuple(spec.shape), str(values))
+    fed = _real(
+        CPU_BUILD,
+        *F.eval_flags(str(static_model), "cpu", 1, F.BenchmarkOptions(), [feed], str(out)),
+    )
+    assert fed.returncode == 0, fed.stderr[-400:]
+    assert out.stat().st_size == 10 * 4  # one float32 row of 10 classes
