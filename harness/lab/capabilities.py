@@ -4,7 +4,9 @@ Filtered-out cells are not measured and not invented: each is listed in the nigh
 summary with the reason (a JUnit "skipped" test case). Rules:
 
 * android-class devices (phones, emulators) run TFLite's benchmark_model runner
-  (harness.runners.benchmark_model): cpu, xnnpack, gpu, gpu-f32, nnapi. Where that
+  (harness.runners.benchmark_model): cpu, xnnpack, gpu, gpu-f32, nnapi; and npu (with
+  gpu and gpu-f32) on LiteRT's CompiledModel benchmark when one is registered
+  (harness.runners.litert_benchmark), else an `unsupported` row saying so. Where the
   runner is not installed, every cell is filtered out, with that reason.
 * linux-class devices (boards, `serve-device`, the host) run the Python runner:
   cpu and xnnpack always; nnapi never (an Android API); gpu, gpu-f32 and npu are
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 from harness.cells import Cell
 
-ANDROID_DELEGATES = ("cpu", "xnnpack", "gpu", "gpu-f32", "nnapi")
+ANDROID_DELEGATES = ("cpu", "xnnpack", "gpu", "gpu-f32", "nnapi", "npu")
 LINUX_DELEGATES = ("cpu", "xnnpack", "gpu", "gpu-f32", "npu")
 DELEGATES_PROP = "ro.harness.delegates"
 NO_ANDROID_RUNNER = (

@@ -42,7 +42,7 @@ def test_android_devices_are_filtered_whole_without_benchmark_model(monkeypatch)
     monkeypatch.setattr(capabilities, "android_runner_available", lambda: True)
     caps = device_capabilities(FakeDevice("android"))
     keep, _ = filter_cells(_cells(["cpu", "nnapi", "npu"]), caps)
-    assert {c.delegate for c in keep} == {"cpu", "nnapi"}
+    assert {c.delegate for c in keep} == {"cpu", "nnapi", "npu"}  # npu: LiteRT's runner
     monkeypatch.setattr(capabilities, "android_runner_available", lambda: False)
     caps = device_capabilities(FakeDevice("android"))
     keep, dropped = filter_cells(_cells(["cpu", "nnapi"]), caps)
