@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.cells import CellRecord
+from harness.measure.metrics import record_primary
 from harness.report.document import pareto_flags
 from harness.report.environment import display_status, environment_section, warnings
 from harness.report.page import page
@@ -147,12 +148,25 @@ def _scatter(i: int, device: str, rows, pareto, pick: Pick | None) -> str:
             )
         )
     budget = pick.budget if pick else None
+    name, axis = _metric_axis(rows)
     return scatter_chart(
         points,
-        f"{device}: latency vs accuracy",
+        f"{device}: latency vs {name}",
+        y_label=axis,
         budget_us=budget.max_latency_us if budget else None,
         budget_label=f"{budget.metric} ≤ {format_us(budget.max_latency_us)}" if budget else "",
     )
+
+
+def _metric_axis(rows) -> tuple[str, str]:
+    """(name, y-axis label) of the run's primary metric: "accuracy (top-1)" before
+    metrics were chosen or for top1; else its name, units and direction."""
+    m = next((m for r in rows if (m := record_primary(r)) is not None), None)
+    if m is None or m.name == "top1":
+        return "accuracy", "accuracy (top-1)"
+    units = f", {m.units}" if m.units and m.units != "fraction" else ""
+    way = "higher" if m.higher_is_better else "lower"
+    return m.name, f"{m.name}{units} ({way} is better)"
 
 
 def _breakdown(i: int, device: str, rows) -> str:
@@ -193,7 +207,8 @@ def cell_tip(r: CellRecord, on_front: bool = False) -> str:
         lines.append(f"end-to-end median {format_us(r.end_to_end.median)}")
     lines.append(f"init {format_us(r.init_us)} · first inference {format_us(r.first_us)}")
     drift = r.drift or {}
-    acc = f"accuracy {_acc(r.accuracy)}"
+    name = _metric_axis([r])[0]
+    acc = f"{name} {_acc(r.accuracy)}"
     if drift.get("max_abs") is not None:
         acc += f" · drift max {drift['max_abs']:.1e}"
     if drift.get("top1_agreement") is not None:
@@ -224,7 +239,11 @@ _COLUMNS = (
 
 
 def _cell_table(i: int, rows, pareto) -> str:
-    head = "".join(f'<th scope="col" title="click to sort">{esc(c)}</th>' for c in _COLUMNS)
+    name = _metric_axis(rows)[0]
+    head = "".join(
+        f'<th scope="col" title="click to sort">{esc(name if c == "accuracy" else c)}</th>'
+        for c in _COLUMNS
+    )
     body = []
     for j, r in enumerate(rows):
         c, lat = r.cell, r.latency
@@ -251,11 +270,35 @@ def _cell_table(i: int, rows, pareto) -> str:
         ]  # fmt: skip
         cells.insert(4, f'<td class="reason">{esc(reason)}</td>')
         body.append((_row_order(r), j, f'<tr data-cell="{_ident(i, j)}">{"".join(cells)}</tr>'))
+    shown = [row for (rank, _), _, row in sorted(body) if rank != 1]
     return (
         f'<h3>cells</h3><div class="scroll"><table class="sortable cells" id="cells-{i}">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(row for *_, row in sorted(body))}</tbody>"
-        "</table></div>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(shown)}</tbody>"
+        f"{_unsupported_groups(rows, body)}</table></div>"
     )
+
+
+def _unsupported_groups(rows, body) -> str:
+    """Unsupported cells grouped under their reason, in a tbody of their own (the sort
+    script sorts the first tbody only): one visible line per reason naming the cells,
+    the cells' own rows kept in the page, hidden."""
+    groups: dict[str, list[int]] = {}
+    for j, r in enumerate(rows):
+        if r.status == "unsupported":
+            groups.setdefault(r.reason or "unsupported", []).append(j)
+    if not groups:
+        return ""
+    html = {j: row for _, j, row in body}
+    parts = []
+    for reason, members in groups.items():
+        names = ", ".join(_label(rows[j]).replace(" ", "/") for j in members)
+        parts.append(
+            f'<tr class="group"><th colspan="{len(_COLUMNS)}" scope="rowgroup">'
+            f'<span class="st-unsupported">unsupported</span> · {len(members)} cell(s): '
+            f'{esc(reason)}<br><span class="note">{esc(names)}</span></th></tr>'
+        )
+        parts += [html[j].replace("<tr ", "<tr hidden ", 1) for j in members]
+    return '<tbody class="unsupported">' + "".join(parts) + "</tbody>"
 
 
 def _row_order(r: CellRecord) -> tuple:

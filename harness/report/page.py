@@ -22,7 +22,8 @@ dl.facts,dl.env{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;
 dt{color:#666}dd{margin:0;word-break:break-all}
 figure{margin:10px 0;background:#fff;border:1px solid #e3e3e3;display:inline-block}
 svg.chart{display:block}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto;max-width:100%;border:1px solid #e3e3e3}
+tr.group th{background:#f6f6f6;color:#555;font-weight:normal;white-space:normal;cursor:default}
 table{border-collapse:collapse;background:#fff;font-size:12.5px}
 th,td{border:1px solid #e3e3e3;padding:3px 7px;text-align:left;white-space:nowrap}
 td[data-v]{text-align:right;font-variant-numeric:tabular-nums}

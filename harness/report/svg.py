@@ -131,8 +131,10 @@ def scatter_chart(
     budget_label: str = "",
     width: int = 760,
     height: int = 380,
+    y_label: str = "accuracy (top-1)",
 ) -> str:
-    """Steady-state latency (log x, with CI bars) vs accuracy (y); front as a step line."""
+    """Steady-state latency (log x, with CI bars) vs the primary metric (y, labelled
+    `y_label`); front as a step line."""
     if not points:
         return empty_chart(title, "no ok cells to plot", width)
     left, right, top, bottom = 64, 150, 28, 46
@@ -183,7 +185,7 @@ def scatter_chart(
         f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle" {FONT}>'
         f"steady-state median latency (log scale; bars: 95% CI)</text>"
         f'<text transform="translate(14 {top + ph / 2}) rotate(-90)" text-anchor="middle" '
-        f"{FONT}>accuracy (top-1)</text>"
+        f"{FONT}>{esc(y_label)}</text>"
     )
     front = sorted((p for p in points if p.on_front), key=lambda p: p.latency_us)
     if front:

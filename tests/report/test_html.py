@@ -34,7 +34,7 @@ def test_points_rows_and_statuses():
     html = run_html("run-1", _records())
     assert _count(html, r'<g class="pt"') == 3  # one point per ok cell
     assert _count(html, r'<g class="bar"') == 3
-    assert _count(html, r"<tr data-cell=") == 5  # every cell in the table
+    assert _count(html, r"<tr (hidden )?data-cell=") == 5  # every cell (unsupported hidden)
     for status in ("st-ok", "st-partially", "st-unsupported", "st-failed"):
         assert status in html
     assert "7 of 9 ops on the delegate" in html
@@ -148,3 +148,23 @@ def test_markdown_tables():
     assert md.count("| digits |") == 5
     assert "| int8 ★ | xnnpack | 2 | ok |" in md
     assert "unsupported: NNAPI is an Android delegate" in md
+
+
+def test_unsupported_cells_are_grouped_under_their_reason_and_the_axis_names_the_metric():
+    auc = {"name": "auc", "value": 0.97, "higher_is_better": True, "units": "fraction"}
+    records = [
+        ok("fp32", "cpu", 1, median=5_000, accuracy=0.99).with_(metrics=[auc | {"value": 0.99}]),
+        ok("int8", "cpu", 1, median=2_000, accuracy=0.97).with_(metrics=[auc]),
+        not_ok("unsupported", "No adapters found", "fp32", "gpu"),
+        not_ok("unsupported", "No adapters found", "int8", "gpu"),
+        not_ok("unsupported", "NNAPI is an Android delegate", "int8", "nnapi"),
+    ]
+    html = run_html("run-2", records)
+    assert _count(html, r'<tr class="group">') == 2  # one line per reason
+    assert "2 cell(s): No adapters found" in html and "fp32/gpu/t1, int8/gpu/t1" in html
+    assert _count(html, r"<tr hidden data-cell=") == 3  # the cells stay, hidden
+    assert _count(html, r"<tr data-cell=") == 2  # visible rows: the ok cells
+    assert "auc (higher is better)" in html and "latency vs auc" in html
+    rmse = {"name": "rmse", "value": 0.3, "higher_is_better": False, "units": "label units"}
+    html = run_html("run-3", [ok("fp32", "cpu", 1, accuracy=0.3).with_(metrics=[rmse])])
+    assert "rmse, label units (lower is better)" in html
