@@ -239,12 +239,12 @@ def test_tab_separated_names_with_brackets_and_colons():
     text = (
         "============================== Run Order ==============================\n"
         "\t[node type]\t[first]\t[avg ms]\t[%]\t[cdf%]\t[mem KB]\t[times called]\t[Name]\n"
-        "\t  TfLiteXNNPackDelegate\t 0.5\t 0.4\t 80%\t 80%\t 0\t 1\tDelegate/XNNPACK:0\n"
+        "\t  Fully Connected (NC, F32) GEMM\t 0.5\t 0.4\t 80%\t 80%\t 0\t 1\tDelegate/XNNPACK:0\n"
         "\t  ADD\t 0.1\t 0.1\t 20%\t 100%\t 0\t 1\t[out]:12\n"
     )
     rows = parse_output(text).op_profile["run"]["Run Order"]
     assert [r["Name"] for r in rows] == ["Delegate/XNNPACK:0", "[out]:12"]
-    assert rows[0]["node type"] == "TfLiteXNNPackDelegate" and rows[1]["avg ms"] == 0.1
+    assert rows[0]["node type"] == "Fully Connected (NC, F32) GEMM" and rows[1]["avg ms"] == 0.1
 
 
 REAL_USAGE = (
