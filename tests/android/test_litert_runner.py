@@ -210,3 +210,11 @@ def test_benchmark_model_records_the_arm64_binary_on_an_x86_64_emulator(
         "x86_64",
         True,
     )
+
+
+@pytest.mark.skipif(not REAL_TFLITE.exists(), reason="the real benchmark_model build is in ../shared")
+def test_npu_without_a_litert_binary_says_where_npus_run(emulator, variants, store_url):
+    emulator["register"]("x86_64", "tflite", REAL_TFLITE)
+    c = _run(emulator, variants, store_url, "npu")["npu"]
+    assert c["status"] == "unsupported"
+    assert "harness tools fetch --tool litert --abi arm64-v8a" in c["reason"]

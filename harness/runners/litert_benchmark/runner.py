@@ -51,6 +51,10 @@ REQUIRED_FLAGS = ("graph", "use_cpu", "use_gpu", "use_npu", "num_threads", "num_
 # absolute on the device (the vendor loaders want absolute paths) without the host ever
 # splicing text into a shell line; the directory and the command arrive as arguments.
 NPU_ENV_SCRIPT = 'd="$PWD/$1"; shift; exec env "LD_LIBRARY_PATH=$d" "ADSP_LIBRARY_PATH=$d" "$@"'
+NPU_HINT = (
+    "npu cells run on LiteRT's CompiledModel benchmark: `harness tools fetch --tool litert "
+    "--abi arm64-v8a` (or `harness tools add PATH --tool litert --abi ABI`)"
+)
 NO_EVAL = (
     "LiteRT's CompiledModel benchmark cannot dump outputs (it has no --output_filepath): "
     "accuracy is not measured for this cell; its timing stands"
@@ -88,7 +92,12 @@ def run_cells(
     props = device.props() if hasattr(device, "props") else {}
     choice = litert_choice(props, cells)
     if choice is None:
-        yield from BM.run_cells(device, cells, timing, eval_file, done_rounds, on_round, options)
+        for cell, raw in BM.run_cells(
+            device, cells, timing, eval_file, done_rounds, on_round, options
+        ):
+            if cell.delegate == "npu" and raw.get("status") == "unsupported":
+                raw = raw | {"reason": f"{raw.get('reason')}; {NPU_HINT}"}
+            yield cell, raw
         return
     mine = {c.id for c in cells if c.delegate in LF.LITERT_DELEGATES}
     rest = [c for c in cells if c.id not in mine]
