@@ -139,9 +139,11 @@ def missing_message(name: str, rt: BoardRuntime) -> str:
 
 
 def needs_preflight(device) -> bool:
-    """Linux boards reached over ADB: not Android (benchmark_model, no Python), not
-    `local`, whose interpreter is harness's own and has its dependencies installed."""
-    return getattr(device, "device_class", "linux") == "linux" and device.name != "local"
+    """Linux boards reached over ADB (they name their Python in their props): not
+    Android (benchmark_model, no Python), not `local`, whose interpreter is harness's
+    own and has its dependencies (numpy, ai-edge-litert) installed with it."""
+    linux = getattr(device, "device_class", "linux") == "linux"
+    return linux and hasattr(device, "props") and device.name != "local"
 
 
 def require_runtime(device) -> BoardRuntime | None:
