@@ -22,7 +22,20 @@ from harness.adbd.server import AdbDaemon, DaemonConfig
 from harness.store.store import Store
 
 HERE = Path(__file__).resolve().parent
-REAL_TFLITE = HERE.parents[2] / "shared" / "tools" / "benchmark_model-linux-x86_64"
+TOOLS = Path(os.environ.get("HARNESS_BENCHMARK_MODEL_DIR") or HERE.parents[2] / "shared" / "tools")
+REAL_TFLITE = TOOLS / "benchmark_model-linux-x86_64"
+
+
+@pytest.fixture
+def real_tflite() -> Path:
+    """The real TFLite benchmark_model build (../shared/tools, or
+    $HARNESS_BENCHMARK_MODEL_DIR): skipped without it, failed with HARNESS_REQUIRE_ALL=1."""
+    if not REAL_TFLITE.is_file():
+        if os.environ.get("HARNESS_REQUIRE_ALL") == "1":
+            pytest.fail(f"HARNESS_REQUIRE_ALL=1 but the real benchmark_model is not in {TOOLS}")
+        pytest.skip(f"no real benchmark_model in {TOOLS} (set HARNESS_BENCHMARK_MODEL_DIR)")
+    return REAL_TFLITE
+
 
 ANDROID_PROPS = {
     "ro.harness.device_class": "",
@@ -181,12 +194,9 @@ def test_arm64_binary_through_the_native_bridge_is_recorded(emulator, variants, 
     assert any("native bridge" in h for h in c["extra"]["hazards"])
 
 
-@pytest.mark.skipif(
-    not REAL_TFLITE.exists(), reason="the real benchmark_model build is in ../shared"
-)
-def test_cpu_on_real_benchmark_model_gpu_on_litert(emulator, variants, store_url):
+def test_cpu_on_real_benchmark_model_gpu_on_litert(emulator, variants, store_url, real_tflite):
     emulator["register"]()
-    emulator["register"]("x86_64", "tflite", REAL_TFLITE)
+    emulator["register"]("x86_64", "tflite", real_tflite)
     (emulator["root"] / "standin-gpu").write_text("")
     cells = _run(emulator, variants, store_url, "xnnpack,gpu")
     assert cells["xnnpack"]["status"] == "ok", cells["xnnpack"]
@@ -194,15 +204,12 @@ def test_cpu_on_real_benchmark_model_gpu_on_litert(emulator, variants, store_url
     assert cells["gpu"]["status"] == "ok" and cells["gpu"]["env"]["runner"] == "litert_benchmark"
 
 
-@pytest.mark.skipif(
-    not REAL_TFLITE.exists(), reason="the real benchmark_model build is in ../shared"
-)
 def test_benchmark_model_records_the_arm64_binary_on_an_x86_64_emulator(
-    emulator, variants, store_url
+    emulator, variants, store_url, real_tflite
 ):
     # Registered as arm64-v8a, the real (x86-64) build stands for an arm64 binary that
     # the emulator's native bridge runs: the choice is the point, and it is recorded.
-    emulator["register"]("arm64-v8a", "tflite", REAL_TFLITE)
+    emulator["register"]("arm64-v8a", "tflite", real_tflite)
     c = _run(emulator, variants, store_url, "xnnpack")["xnnpack"]
     assert c["status"] == "ok", c
     assert (c["env"]["abi"], c["env"]["device_abi"], c["env"]["native_bridge"]) == (
@@ -212,9 +219,10 @@ def test_benchmark_model_records_the_arm64_binary_on_an_x86_64_emulator(
     )
 
 
-@pytest.mark.skipif(not REAL_TFLITE.exists(), reason="the real benchmark_model build is in ../shared")
-def test_npu_without_a_litert_binary_says_where_npus_run(emulator, variants, store_url):
-    emulator["register"]("x86_64", "tflite", REAL_TFLITE)
+def test_npu_without_a_litert_binary_says_where_npus_run(
+    emulator, variants, store_url, real_tflite
+):
+    emulator["register"]("x86_64", "tflite", real_tflite)
     c = _run(emulator, variants, store_url, "npu")["npu"]
     assert c["status"] == "unsupported"
     assert "harness tools fetch --tool litert --abi arm64-v8a" in c["reason"]
