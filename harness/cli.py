@@ -205,7 +205,15 @@ def _android_options(command):
     "--eval",
     "eval_path",
     type=click.Path(path_type=Path),
-    help=".npz with 'x' (and optional labels 'y') for on-device accuracy and drift.",
+    help=".npz with 'x' (and optional labels 'y'), or a directory of images with "
+    "labels.csv (file,label), for on-device accuracy and drift.",
+)
+@click.option(
+    "--preprocess",
+    metavar="KEY=VALUE,...|FILE.toml",
+    help="How --eval images become inputs: resize=N|WxH, crop=N|WxH, mean=M[/G/B], "
+    "std=S[/G/B], order=rgb|bgr, layout=auto|nhwc|nchw, dtype=float32|float16|uint8|int8, "
+    "resample=bilinear|nearest|bicubic|box|lanczos.",
 )
 @click.option(
     "--metric",
@@ -243,6 +251,7 @@ def run(
     max_time,
     cell_timeout,
     eval_path,
+    preprocess,
     metrics,
     store_url,
     resume_id,
@@ -256,13 +265,14 @@ def run(
 
     Several models share every round (A/B in one run): judge them with
     `harness compare RUN --a NAME --b NAME`."""
+    from harness.data.recipe import load_recipe
     from harness.devices.lock import device_lock
     from harness.devices.registry import open_device
     from harness.lab.plan import parse_delegates, parse_threads
     from harness.measure.metrics import metric_warnings
     from harness.report.console import render_run
     from harness.report.document import run_document
-    from harness.run import RunSpec, parse_metrics, plan_run, run_sweep
+    from harness.run import RunSpec, check_eval, parse_metrics, plan_run, run_sweep
     from harness.runners.python_runner import TimingConfig
     from harness.store.store import Store
 
@@ -294,9 +304,11 @@ def run(
             eval_path=eval_path,
             runner_options=_runner_options(android),
             metrics=metrics,
+            preprocess=load_recipe(preprocess),
         )
     parse_metrics(spec.metrics)  # an unknown metric is exit 2 before any device is opened
-    _, cells = plan_run(spec)
+    planned, cells = plan_run(spec)
+    check_eval(spec, planned, parse_metrics(spec.metrics))  # bad eval data too
     with contextlib.ExitStack() as stack:
         name = spec.device
         if avd:  # start the emulator; it is stopped when this block ends (unless kept)
@@ -650,6 +662,7 @@ def serve_device(
     boot_delay: float,
     adb_server_port: int | None,
     fault_specs: tuple[str, ...],
+    python: str | None,
     verbose: bool,
 ) -> None:
     """Make this machine an ADB device (adb connect HOST:PORT).

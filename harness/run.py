@@ -14,6 +14,8 @@ import numpy as np
 
 from harness.cells import Cell, CellRecord
 from harness.convert.tflite_info import TensorSpec
+from harness.data.images import prepare_eval
+from harness.data.recipe import Recipe
 from harness.devices.base import Device
 from harness.devices.runtime import require_runtime
 from harness.errors import DeviceError, HarnessError
@@ -40,6 +42,8 @@ class RunSpec:
     more_models: tuple[Path, ...] = ()
     # --metric texts, primary first (empty: top-1 where the eval data has labels)
     metrics: tuple[str, ...] = ()
+    # --preprocess: how an image directory given as --eval becomes x (None: an .npz)
+    preprocess: Recipe | None = None
 
     @property
     def models(self) -> tuple[Path, ...]:
@@ -66,6 +70,7 @@ class RunSpec:
             runner_options=d.get("runner_options") or {},
             more_models=tuple(Path(m) for m in d.get("more_models") or ()),
             metrics=tuple(d.get("metrics") or ()),
+            preprocess=Recipe.from_dict(d["preprocess"]) if d.get("preprocess") else None,
         )
 
 
@@ -123,15 +128,12 @@ def run_sweep(
     # Once per device per run, before any cell: a board without numpy or a TFLite
     # runtime is one device error (exit 3), not every cell failed alike.
     require_runtime(device)
-    data = None
     metrics = parse_metrics(spec.metrics)
-    firsts = {v.model: v for v in variants}  # every model must take the eval data
-    for v in firsts.values():
-        if spec.eval_path:
-            data = load_eval(spec.eval_path, v.info.inputs[0])
-        _check_metrics(metrics, v, data)
+    eval_file, data, provenance = check_eval(spec, variants, metrics)
     if run_id is None:
-        run_id = store.create_run(spec.to_dict(), command=command)
+        # where the eval data came from (its hash; an image set's recipe) beside the spec
+        config = spec.to_dict() | ({"eval_data": provenance} if provenance else {})
+        run_id = store.create_run(config, command=command)
     done = store.done_keys(run_id)
     todo = [c for c in cells if c.key not in done]
     by_name = {(v.model, v.variant): v for v in variants}
@@ -161,7 +163,7 @@ def run_sweep(
             device,
             job,
             spec.timing,
-            spec.eval_path if data else None,
+            eval_file if data else None,
             done_rounds=done_rounds,
             on_round=keep_round,
         )
@@ -216,6 +218,30 @@ def runner_for_device(device: Device, spec: RunSpec) -> Callable:
 
         return runner_for(spec.runner_options)
     raise HarnessError(f"{device.name}: no runner for device class {device_class!r}")
+
+
+def check_eval(
+    spec: RunSpec,
+    variants: list[ModelVariant],
+    metrics: tuple[MetricSpec, ...] | None = None,
+) -> tuple[Path | None, EvalData | None, dict | None]:
+    """(the .npz the runner gets, its data, its provenance) for --eval, checked against
+    every model's first input and the metrics; an image directory is preprocessed into
+    the cache here. The CLI calls this before it opens a device, so a bad eval set costs
+    no device time."""
+    eval_file, data, provenance = None, None, None
+    for v in {v.model: v for v in variants}.values():  # every model must take the data
+        if spec.eval_path:
+            prepared = prepare_eval(spec.eval_path, spec.preprocess, v.info.inputs[0])
+            if eval_file is not None and prepared.npz != eval_file:
+                raise HarnessError(
+                    "the models take differently shaped inputs: one image eval set "
+                    "cannot feed them all in one run"
+                )
+            eval_file, provenance = prepared.npz, prepared.provenance
+            data = load_eval(eval_file, v.info.inputs[0])
+        _check_metrics(metrics, v, data)
+    return eval_file, data, provenance
 
 
 def _check_metrics(metrics: tuple[MetricSpec, ...] | None, v: ModelVariant, data) -> None:
