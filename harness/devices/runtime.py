@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from device_scripts.runner import stderr_tail
 from harness.errors import DeviceError
 
+PREFLIGHT_ATTEMPTS = 3  # as many tries as python_runner gives a runner (MAX_RESTARTS + 1)
 PREFLIGHT_TIMEOUT_S = 120.0  # importing tensorflow.lite on a slow board takes a while
 INSTALL_NAMES = {"numpy": "numpy", "runtime": "ai-edge-litert"}
 TRIED = "ai_edge_litert, tflite_runtime or tensorflow.lite"
@@ -151,7 +152,13 @@ def require_runtime(device) -> BoardRuntime | None:
     run the runner; None for devices that need no check."""
     if not needs_preflight(device):
         return None
-    rt = probe_runtime(device)
+    for attempt in range(PREFLIGHT_ATTEMPTS):
+        try:
+            rt = probe_runtime(device)
+            break
+        except DeviceError:  # a dropped link: the runner's own restarts forgive it too
+            if attempt == PREFLIGHT_ATTEMPTS - 1:
+                raise
     if not rt.ready:
         raise RuntimeMissing(missing_message(device.name, rt))
     return rt
