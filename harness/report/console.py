@@ -59,6 +59,13 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
+def _half(half: float | None) -> str:
+    # beyond ±100 % the figure says only "unknown": 2 rounds give t(1 df) = 12.7
+    if half is None:
+        return ""
+    return " ±>100%" if half > 1 else f" ±{100 * half:.{0 if half >= 0.1 else 1}f}%"
+
+
 def _caption(rows: list[CellRecord]) -> str:
     """The legend, naming only the marks that appear in this table."""
     counts = sorted({len(round_summaries(r)) for r in rows if r.status == "ok"})
@@ -155,7 +162,7 @@ def _row(r: CellRecord, on_front: bool) -> dict[str, str]:
         "deleg": c.delegate + ("†" if r.extra.get("fully_accelerated") is False else ""),
         "median": _us(lat.center if lat else None)
         + ("" if lat is None or lat.median is not None else "ᵃ")
-        + ("" if half is None else f" ±{100 * half:.{0 if half >= 0.1 else 1}f}%"),
+        + _half(half),
         "p90": _us(lat.p90 if lat else None),
         "e2e": _us(r.end_to_end.median if r.end_to_end else None),
         "init": _ms(r.init_us),
