@@ -231,10 +231,12 @@ def _acc(a: float | None) -> str:
     return "-" if a is None else f"{a:.4f}"
 
 
+# The primary metric ("accuracy", shown under its own name) sits beside the latency it
+# trades against: at the width of a laptop screen both are in view without scrolling.
 _COLUMNS = (
-    "model", "variant", "delegate", "threads", "status", "reason", "median", "95% CI", "p90",
-    "p99", "e2e", "init", "first", "accuracy", "drift", "size", "peak RSS", "outliers",
-    "Pareto",
+    "model", "variant", "delegate", "threads", "status", "reason", "median", "95% CI",
+    "accuracy", "p90", "p99", "e2e", "init", "first", "drift", "size", "peak RSS",
+    "outliers", "Pareto",
 )  # fmt: skip
 
 
@@ -258,17 +260,18 @@ def _cell_table(i: int, rows, pareto) -> str:
             _td_us(lat.median if lat else None),
             _td(f"{format_us(lat.ci_low)} – {format_us(lat.ci_high)}" if lat else "",
                 lat.ci_high - lat.ci_low if lat and lat.ci_low is not None else None),
+            _td(_acc(r.accuracy) if r.accuracy is not None else "", r.accuracy),
             _td_us(lat.p90 if lat else None), _td_us(lat.p99 if lat else None),
             _td_us(r.end_to_end.median if r.end_to_end else None),
             _td_us(r.init_us), _td_us(r.first_us),
-            _td(_acc(r.accuracy) if r.accuracy is not None else "", r.accuracy),
             _td(f"{drift:.1e}" if drift is not None else "", drift),
             _td(_size(r.size_bytes), r.size_bytes),
             _td(f"{r.peak_rss_kb / 1024:.1f} MiB" if r.peak_rss_kb else "", r.peak_rss_kb),
             _td(_or(lat.outliers, "") if lat else "", lat.outliers if lat else None),
             _td("★" if pareto.get(id(r)) else "", 1 if pareto.get(id(r)) else 0),
         ]  # fmt: skip
-        cells.insert(4, f'<td class="reason">{esc(reason)}</td>')
+        # after status, as in _COLUMNS (at 4 it sat under the "status" heading)
+        cells.insert(5, f'<td class="reason">{esc(reason)}</td>')
         body.append((_row_order(r), j, f'<tr data-cell="{_ident(i, j)}">{"".join(cells)}</tr>'))
     shown = [row for (rank, _), _, row in sorted(body) if rank != 1]
     return (
