@@ -10,8 +10,9 @@ Usage: runner.py JOB.json
        runner.py --preflight   (one JSON line: Python, numpy, TFLite runtime, versions)
 
 The job (schema 1) lists the cells to run, each naming its model file:
-  {"schema": 1, "cells": [{"id", "model", "delegate", "threads", "timing", "eval"}],
-   "cell_timeout_s": S|null,
+  {"schema": 1, "cells": [{"id", "model", "delegate", "threads", "timing", "eval",
+                           "batch", "concurrency", "load"}],
+   "cell_timeout_s": S|null, "load_window_s": S,
    "runs": N, "min_secs": S|null, "warmup": N, "eval": NPZ|null, "outputs_dir": DIR}
 A supervisor process runs the cells in a worker process and kills it when a cell
 exceeds cell_timeout_s or crashes; that cell fails with the reason and a new worker
@@ -247,7 +248,7 @@ class InterpreterEngine:
 
     sync_point = "invoke"
 
-    def __init__(self, runtime: dict, model: str, delegate: str, threads: int):
+    def __init__(self, runtime: dict, model: str, delegate: str, threads: int, batch: int = 1):
         kwargs = {"model_path": model, "num_threads": threads}
         resolver = runtime["resolver"]
         if resolver is not None:
@@ -258,9 +259,13 @@ class InterpreterEngine:
             raise Unsupported(f"{runtime['name']} cannot disable XNNPACK (no OpResolverType)")
         self.interp = runtime["Interpreter"](**kwargs)
         self.inputs = self.interp.get_input_details()
-        for d in self.inputs:  # dynamic batch -> 1, the on-device case
-            if -1 in list(d.get("shape_signature", d["shape"])):
-                shape = [1 if s == -1 else int(s) for s in d["shape_signature"]]
+        for k, d in enumerate(self.inputs):
+            signature = [int(s) for s in d.get("shape_signature", d["shape"])]
+            check_batch(d["name"], signature, batch, first=k == 0)
+            if -1 in signature:  # dynamic dimensions: the batch asked for, the rest 1
+                shape = [1 if s == -1 else s for s in signature]
+                if signature and signature[0] == -1:
+                    shape[0] = batch
                 self.interp.resize_tensor_input(d["index"], shape)
         self.interp.allocate_tensors()
         self.inputs = self.interp.get_input_details()
@@ -278,6 +283,19 @@ class InterpreterEngine:
 
     def facts(self) -> dict:
         return {}
+
+
+def check_batch(name: str, signature: list, batch: int, first: bool) -> None:
+    """Unsupported when the model's first input fixes a batch other than `batch`.
+
+    A fixed batch is the model's promise about its graph (reshapes inside may assume
+    it), so it is never resized against it; the host decides this before sending the
+    job too, and this is the device's own check of the same rule."""
+    if first and batch != 1 and signature and signature[0] not in (-1, batch):
+        raise Unsupported(
+            f"the model's input {name} has a fixed batch of {signature[0]}: "
+            f"it cannot take batch {batch}"
+        )
 
 
 class CompiledModelEngine:
@@ -401,12 +419,14 @@ def _compiled_detail(name: str, d: dict) -> dict:
     }
 
 
-def make_engine(runtime: dict, model: str, delegate: str, threads: int):
+def make_engine(runtime: dict, model: str, delegate: str, threads: int, batch: int = 1):
     """The engine for one cell, or Unsupported with the reason."""
     if delegate == "nnapi":
         raise Unsupported(f"NNAPI is an Android delegate; this device is {platform.system()}")
     if delegate in ("cpu", "xnnpack"):
-        return InterpreterEngine(runtime, model, delegate, threads)
+        return InterpreterEngine(runtime, model, delegate, threads, batch)
+    if batch != 1:  # CompiledModel's buffers are made for the model's own shapes
+        raise Unsupported(f"batch {batch} is not supported on the {delegate} path (batch 1 only)")
     if delegate in ("gpu", "gpu-f32", "npu"):
         if runtime["name"] != "ai-edge-litert":
             raise Unsupported(
@@ -456,6 +476,7 @@ def run_together(runtime: dict, job: dict, cells: list, eval_for, emit) -> None:
             "id": cell["id"],
             "delegate": cell["delegate"],
             "threads": cell["threads"],
+            "batch": _batch(cell),
             "status": "ok",
             "reason": None,
         }
@@ -463,7 +484,9 @@ def run_together(runtime: dict, job: dict, cells: list, eval_for, emit) -> None:
         result["peak_rss_scope"] = "cell" if alone and reset_peak_rss() else "process"
         try:
             t0 = time.perf_counter_ns()
-            engine = make_engine(runtime, cell["model"], cell["delegate"], cell["threads"])
+            engine = make_engine(
+                runtime, cell["model"], cell["delegate"], cell["threads"], _batch(cell)
+            )
             result["init_us"] = (time.perf_counter_ns() - t0) / 1e3
             result["sync_point"] = engine.sync_point
             result.update(engine.facts())
@@ -472,7 +495,13 @@ def run_together(runtime: dict, job: dict, cells: list, eval_for, emit) -> None:
             _fail(result, exc)
             result["peak_rss_kb"] = peak_rss_kb()
             emit(result)
-    timed = [(c, r, e) for c, r, e in opened if c.get("timing", True)]
+    loads = [(c, r, e) for c, r, e in opened if c.get("load") and c.get("timing", True)]
+    for cell, result, engine in loads:
+        try:  # a load cell times its own instances (engine is the first of them)
+            result.update(time_load(runtime, job, cell, engine, eval_for(cell)))
+        except Exception as exc:
+            _fail(result, exc)
+    timed = [(c, r, e) for c, r, e in opened if c.get("timing", True) and not c.get("load")]
     if timed:
         if len(timed) > 1:  # the watchdog allows the group its members' time together
             emit({"schema": SCHEMA, "type": "start", "id": timed[0][0]["id"], "span": len(timed)})
@@ -563,31 +592,134 @@ def _timing_inputs(engine, eval_data) -> list:
     for i, d in enumerate(engine.inputs):
         shape = tuple(int(s) for s in d["shape"])
         if eval_data is not None and i == 0:
-            arrays.append(quantize(np.asarray(eval_data[:1], dtype=np.float32), d).reshape(shape))
+            first = _fill(np.asarray(eval_data, dtype=np.float32), shape[0] if shape else 1)
+            arrays.append(quantize(first, d).reshape(shape))
         else:
             arrays.append(synthetic_input(d, shape))
     return arrays
 
 
+def _fill(x, n: int):
+    """The first n samples of x, repeating them when x has fewer (a batch to fill)."""
+    if len(x) >= n:
+        return x[:n]
+    return np.concatenate([x] * (n // len(x) + 1))[:n]
+
+
+def _batch(cell: dict) -> int:
+    return max(1, int(cell.get("batch") or 1))
+
+
 def evaluate(engine, x: np.ndarray, job: dict, cell_id: str) -> dict:
-    """Run every eval sample (batch 1) and save the dequantised first output."""
+    """Run every eval sample, a batch at a time as the cell is timed, and save the
+    dequantised first output (one row per sample). A last short batch is padded with
+    repeats of its samples, whose outputs are dropped."""
     d_in, d_out = engine.inputs[0], engine.outputs[0]
     shape = tuple(int(s) for s in d_in["shape"])
     if tuple(x.shape[1:]) != shape[1:]:
         raise ValueError(
             f"eval x has samples of shape {tuple(x.shape[1:])}, the model expects {shape[1:]}"
         )
+    batch = shape[0] if shape else 1
     outputs = []
-    for sample in x:
+    for start in range(0, len(x), batch):
+        chunk = np.asarray(x[start : start + batch], dtype=np.float32)
         engine.set_inputs(
-            [quantize(np.asarray(sample[None], dtype=np.float32), d_in)]
+            [quantize(_fill(chunk, batch), d_in)]
             + [synthetic_input(d, tuple(d["shape"])) for d in engine.inputs[1:]]
         )
         engine.invoke()
-        outputs.append(dequantize(np.asarray(engine.read_outputs()[0]), d_out).reshape(-1))
+        out = dequantize(np.asarray(engine.read_outputs()[0]), d_out)
+        outputs.extend(out.reshape(batch, -1)[: len(chunk)])
     path = os.path.join(job["outputs_dir"], f"{cell_id}.npy")
     np.save(path, np.stack(outputs).astype(np.float32))
     return {"n": len(outputs), "outputs_file": os.path.basename(path)}
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def time_load(runtime: dict, job: dict, cell: dict, engine, eval_data) -> dict:
+    """N instances serving requests at once for a fixed window (--concurrency).
+
+    One thread per interpreter instance: ai-edge-litert releases the GIL inside
+    invoke() (measured: a Python loop keeps ~half a 2-core host while another thread
+    invokes a 100 ms batch back to back; holding the GIL would leave it ~5 %), so
+    threads run the instances in parallel as a serving process would. Each instance
+    warms up, all start together at a barrier, and each request is timed alone
+    (set inputs + invoke + read outputs for end-to-end, invoke for latency). The
+    aggregate throughput is every sample completed over the wall time from the start
+    to the last completion; a request begun before the window closed is counted."""
+    import threading
+
+    n = max(1, int(cell.get("concurrency") or 1))
+    engines = [engine] + [
+        make_engine(runtime, cell["model"], cell["delegate"], cell["threads"], _batch(cell))
+        for _ in range(n - 1)
+    ]
+    window = float(job.get("load_window_s") or 1.0)
+    warmup = int(job.get("warmup", 0))
+    lanes = [{"invoke_us": [], "e2e_us": [], "end": 0, "error": None} for _ in engines]
+    ns = time.perf_counter_ns
+    start_at = [0]
+    # the window opens when the last instance has warmed up: the barrier's action runs
+    # once, after all have arrived and before any is released
+    barrier = threading.Barrier(n, action=lambda: start_at.__setitem__(0, ns()))
+
+    def serve(k: int) -> None:
+        e, lane = engines[k], lanes[k]
+        sync_on_read = e.sync_point == "read_outputs"
+        try:
+            inputs = _timing_inputs(e, eval_data)
+            for _ in range(warmup):
+                e.set_inputs(inputs)
+                e.invoke()
+                e.read_outputs()
+        except Exception as exc:  # one instance's failure fails the cell, not the job
+            lane["error"] = exc
+        barrier.wait()
+        if lane["error"] is not None:
+            return
+        deadline = start_at[0] + int(window * 1e9)
+        while ns() < deadline:
+            t0 = ns()
+            e.set_inputs(inputs)
+            t1 = ns()
+            e.invoke()
+            if sync_on_read:
+                e.read_outputs()
+            t2 = ns()
+            if not sync_on_read:
+                e.read_outputs()
+            t3 = ns()
+            lane["invoke_us"].append((t2 - t1) / 1e3)
+            lane["e2e_us"].append((t3 - t0) / 1e3)
+        lane["end"] = ns()
+
+    threads = [threading.Thread(target=serve, args=(k,), daemon=True) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = next((lane["error"] for lane in lanes if lane["error"] is not None), None)
+    if failed is not None:
+        raise failed
+    requests = sum(len(lane["invoke_us"]) for lane in lanes)
+    wall_s = (max(lane["end"] for lane in lanes) - start_at[0]) / 1e9
+    return {
+        "first_us": None,
+        "warmup_us": [],
+        # every request of every instance, instance by instance (lane sizes below)
+        "invoke_us": [x for lane in lanes for x in lane["invoke_us"]],
+        "e2e_us": [x for lane in lanes for x in lane["e2e_us"]],
+        "load": {
+            "instances": n,
+            "requests": requests,
+            "samples": requests * _batch(cell),
+            "window_s": wall_s,
+            "per_instance": [len(lane["invoke_us"]) for lane in lanes],
+        },
+    }
 
 
 # ----------------------------------------------------------------------------- main

@@ -56,23 +56,47 @@ class LatencyStats:
 
 @dataclass(frozen=True)
 class Cell:
-    """One measurement to make: a model variant on a device with a delegate and threads."""
+    """One measurement to make: a model variant on a device with a delegate and threads,
+    fed `batch` samples per invoke, by `concurrency` interpreter instances at once."""
 
     device: str
     model: str
     variant: str
     delegate: str
     threads: int
+    batch: int = 1
+    concurrency: int = 1
 
     @property
     def key(self) -> str:
-        """Stable identity of the cell within a run (used for resume and de-duplication)."""
-        return f"{self.device}|{self.model}|{self.variant}|{self.delegate}|{self.threads}"
+        """Stable identity of the cell within a run (used for resume and de-duplication).
+
+        Batch and concurrency appear only when not 1, so the keys of runs stored before
+        those dimensions existed are unchanged (resume and compare still match them)."""
+        base = f"{self.device}|{self.model}|{self.variant}|{self.delegate}|{self.threads}"
+        return base + self._suffix("|")
 
     @property
     def slug(self) -> str:
         """A file-name-safe id for the on-device job."""
-        return f"{self.model}-{self.variant}-{self.delegate}-t{self.threads}".replace("/", "_")
+        base = f"{self.model}-{self.variant}-{self.delegate}-t{self.threads}" + self._suffix("-")
+        return base.replace("/", "_")
+
+    @property
+    def slot(self) -> tuple:
+        """The cell's setting without device and model: what compare and recommend match
+        and group by (variant, delegate, threads, batch, concurrency)."""
+        return (self.variant, self.delegate, self.threads, self.batch, self.concurrency)
+
+    @property
+    def setting(self) -> str:
+        """The slot as people read it: int8/xnnpack/t1, with /b8 and /c4 when not 1."""
+        return f"{self.variant}/{self.delegate}/t{self.threads}" + self._suffix("/")
+
+    def _suffix(self, sep: str) -> str:
+        return (f"{sep}b{self.batch}" if self.batch != 1 else "") + (
+            f"{sep}c{self.concurrency}" if self.concurrency != 1 else ""
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,3 +142,22 @@ class CellRecord:
 
     def with_(self, **changes) -> CellRecord:
         return replace(self, **changes)
+
+    @property
+    def per_sample_us(self) -> float | None:
+        """Latency of one request divided by the samples it carried (the batch)."""
+        if self.latency is None:
+            return None
+        return self.latency.center / max(1, self.cell.batch)
+
+    @property
+    def throughput_sps(self) -> float | None:
+        """Samples per second: measured over the load window where the runner ran one
+        (concurrency, extra["throughput_sps"]); else one request at a time, batch per
+        central latency."""
+        measured = self.extra.get("throughput_sps")
+        if isinstance(measured, int | float) and measured > 0:
+            return float(measured)
+        if self.latency is None or self.latency.center <= 0:
+            return None
+        return self.cell.batch * 1e6 / self.latency.center

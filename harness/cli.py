@@ -164,6 +164,18 @@ def _android_options(command):
 )
 @click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts.")
 @click.option(
+    "--batch",
+    "batches",
+    default="1",
+    show_default=True,
+    help="Comma-separated batch sizes: the input's batch dimension is resized to each.",
+)
+@click.option(
+    "--concurrency",
+    help="Comma-separated instance counts (max 64): each cell serves requests from N "
+    "interpreter instances at once for a fixed window (--min-secs, else 1 s a round).",
+)
+@click.option(
     "--runs",
     type=click.IntRange(min=1),
     default=100,
@@ -243,6 +255,8 @@ def run(
     variants,
     delegates,
     threads,
+    batches,
+    concurrency,
     runs,
     min_secs,
     warmup,
@@ -268,7 +282,7 @@ def run(
     from harness.data.recipe import load_recipe
     from harness.devices.lock import device_lock
     from harness.devices.registry import open_device
-    from harness.lab.plan import parse_delegates, parse_threads
+    from harness.lab.plan import parse_batches, parse_concurrency, parse_delegates, parse_threads
     from harness.measure.metrics import metric_warnings
     from harness.report.console import render_run
     from harness.report.document import run_document
@@ -293,6 +307,9 @@ def run(
             else None,
             delegates=parse_delegates(delegates),
             threads=parse_threads(threads),
+            batches=parse_batches(batches),
+            concurrency=parse_concurrency(concurrency) if concurrency else (1,),
+            load=concurrency is not None,
             timing=TimingConfig(
                 runs=runs,
                 min_secs=min_secs,
@@ -405,9 +422,7 @@ def _progress(total: int, enabled: bool):
 
             def advance(record) -> None:
                 c = record.cell
-                progress.update(
-                    task, advance=1, description=f"{c.variant}/{c.delegate}/t{c.threads}"
-                )
+                progress.update(task, advance=1, description=c.setting)
 
             yield advance
 
@@ -798,9 +813,16 @@ def report(
     show_default=True,
     help="Primary-metric values this close to the best count as equal (the faster wins).",
 )
+@click.option(
+    "--min-throughput",
+    type=float,
+    help="Samples per second a cell must reach (batch and concurrency cells measure it).",
+)
 @store_option
 @json_option("the picks")
-def recommend(run_id, max_latency, min_metric, metric, metric_tie, store_url, as_json) -> None:
+def recommend(
+    run_id, max_latency, min_metric, metric, metric_tie, min_throughput, store_url, as_json
+) -> None:
     """Per device, the best cell of RUN_ID within a latency budget; exit 1 if none is."""
     from rich.console import Console
 
@@ -808,7 +830,7 @@ def recommend(run_id, max_latency, min_metric, metric, metric_tie, store_url, as
     from harness.report.recommend import Budget, parse_latency
     from harness.store.store import Store
 
-    budget = Budget(parse_latency(max_latency), min_metric, metric, metric_tie)
+    budget = Budget(parse_latency(max_latency), min_metric, metric, metric_tie, min_throughput)
     code = recommend_run(Store(store_url), run_id, budget, as_json, Console(highlight=False))
     if code:
         sys.exit(code)

@@ -35,6 +35,10 @@ class RunSpec:
     variants: tuple[str, ...] | None = None
     delegates: tuple[str, ...] = ("cpu", "xnnpack")
     threads: tuple[int, ...] = (1,)
+    # samples per invoke (the input's batch dimension resized) and instances at once
+    batches: tuple[int, ...] = (1,)
+    concurrency: tuple[int, ...] = (1,)
+    load: bool = False  # --concurrency given: every cell is timed as a load window
     timing: TimingConfig = field(default_factory=TimingConfig)
     eval_path: Path | None = None
     runner_options: dict = field(default_factory=dict)  # benchmark_model (Android) options
@@ -65,6 +69,9 @@ class RunSpec:
             variants=tuple(d["variants"]) if d.get("variants") else None,
             delegates=tuple(d["delegates"]),
             threads=tuple(d["threads"]),
+            batches=tuple(d.get("batches") or (1,)),  # runs stored before --batch: 1
+            concurrency=tuple(d.get("concurrency") or (1,)),
+            load=bool(d.get("load")),
             timing=TimingConfig(**d["timing"]),
             eval_path=Path(d["eval_path"]) if d.get("eval_path") else None,
             runner_options=d.get("runner_options") or {},
@@ -83,7 +90,28 @@ class EvalData:
 def plan_run(spec: RunSpec) -> tuple[list[ModelVariant], list[Cell]]:
     """Validate the spec against the model files and expand it into cells."""
     variants = model_variants(spec.models, spec.variants)
-    return variants, expand(spec.device, variants, spec.delegates, spec.threads)
+    cells = expand(
+        spec.device, variants, spec.delegates, spec.threads, spec.batches, spec.concurrency
+    )
+    return variants, cells
+
+
+def fixed_batch_reason(v: ModelVariant, batch: int) -> str | None:
+    """Why the variant cannot take `batch` samples per invoke, or None when it can.
+
+    A batch dimension the model fixed (not -1 in its signature) is the model's promise
+    about its graph: resizing it anyway can break reshapes inside, so such a cell is an
+    unsupported row, decided here on the host, costing no device time."""
+    if batch == 1 or not v.info.inputs:
+        return None
+    first = v.info.inputs[0]
+    dims = tuple(first.shape_signature) or tuple(first.shape)
+    if not dims or dims[0] == -1 or dims[0] == batch:
+        return None
+    return (
+        f"the model's input {first.name} has a fixed batch of {dims[0]} "
+        f"(shape {list(first.shape)}): it cannot take batch {batch}"
+    )
 
 
 def model_variants(paths: tuple[Path, ...], only: tuple[str, ...] | None) -> list[ModelVariant]:
@@ -139,14 +167,30 @@ def run_sweep(
     by_name = {(v.model, v.variant): v for v in variants}
     references = _stored_references(store, run_id, cells, done) if data else {}
 
-    job, cell_of = [], {}
+    job, cell_of, refused = [], {}, []
     ref_of = _reference_jobs(spec, cells, done, references) if data else {}
     job += ref_of.values()
     for i, c in enumerate(todo):
         v = by_name[(c.model, c.variant)]
-        # several models: each slot's cells alternate run by run in every round (A/B)
-        group = f"{c.variant}|{c.delegate}|{c.threads}" if len(spec.models) > 1 else None
-        jc = JobCell(f"c{i}", v.path, v.info.sha256, c.delegate, c.threads, group=group)
+        reason = fixed_batch_reason(v, c.batch)
+        if reason:
+            refused.append(CellRecord(c, "unsupported", reason, v.info.sha256, v.info.size_bytes))
+            continue
+        # several models: each slot's cells alternate run by run in every round (A/B);
+        # a concurrency cell is a load of its own and is not interleaved
+        ab = len(spec.models) > 1 and c.concurrency == 1
+        group = "|".join(map(str, c.slot)) if ab else None
+        jc = JobCell(
+            f"c{i}",
+            v.path,
+            v.info.sha256,
+            c.delegate,
+            c.threads,
+            group=group,
+            batch=c.batch,
+            concurrency=c.concurrency,
+            load=spec.load,
+        )
         cell_of[jc.id] = c
         job.append(jc)
 
@@ -158,6 +202,9 @@ def run_sweep(
             store.add_round(run_id, cell_of[jc.id], r, doc)
 
     _record_snapshot(store, run_id, device, "before")
+    for record in refused:  # one unsupported row per batch size the model cannot take
+        store.add_cell(run_id, record)
+        on_cell(record)
     try:
         rows = runner(
             device,

@@ -81,12 +81,50 @@ def parse_threads(text: str) -> tuple[int, ...]:
     return values
 
 
+MAX_CONCURRENCY = 64  # interpreter instances at once: beyond this a phone only thrashes
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    """--batch 1,8,32: samples per invoke, each a positive integer."""
+    return _positive_ints(text, "batch sizes")
+
+
+def parse_concurrency(text: str) -> tuple[int, ...]:
+    """--concurrency 1,2,4: interpreter instances at once, 1..MAX_CONCURRENCY."""
+    values = _positive_ints(text, "concurrency levels")
+    if max(values) > MAX_CONCURRENCY:
+        raise HarnessError(
+            f"concurrency {max(values)} is above the limit of {MAX_CONCURRENCY} instances"
+        )
+    return values
+
+
+def _positive_ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(dict.fromkeys(int(t) for t in text.split(",") if t.strip()))
+    except ValueError as exc:
+        raise HarnessError(f"{what} must be positive integers, got {text!r}") from exc
+    if not values or any(v < 1 for v in values):
+        raise HarnessError(f"{what} must be positive integers, got {text!r}")
+    return values
+
+
 def expand(
-    device: str, variants: list[ModelVariant], delegates: tuple[str, ...], threads: tuple[int, ...]
+    device: str,
+    variants: list[ModelVariant],
+    delegates: tuple[str, ...],
+    threads: tuple[int, ...],
+    batches: tuple[int, ...] = (1,),
+    concurrency: tuple[int, ...] = (1,),
 ) -> list[Cell]:
     """Every combination, fp32/cpu first so the drift reference exists before it is needed."""
     cells = [
-        Cell(device, v.model, v.variant, d, t) for v in variants for d in delegates for t in threads
+        Cell(device, v.model, v.variant, d, t, b, n)
+        for v in variants
+        for d in delegates
+        for t in threads
+        for b in batches
+        for n in concurrency
     ]
     return sorted(cells, key=lambda c: (c.model, (c.variant, c.delegate) != REFERENCE))
 

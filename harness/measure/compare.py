@@ -230,8 +230,8 @@ def compare_runs(
     if base and cand and not set(base) & set(cand):
         raise HarnessError(
             f"{baseline_id} and {candidate_id} share no cell (device, model, variant, "
-            "delegate and threads must match); to compare two models of one run, use "
-            "--a and --b"
+            "delegate, threads, batch and concurrency must match); to compare two models "
+            "of one run, use --a and --b"
         )
     cells = list(dict.fromkeys([*base, *cand]))
     noise = run_noise or {}
@@ -276,7 +276,7 @@ def compare_models(
 
 
 def _slot(c: Cell) -> tuple:
-    return (c.device, c.variant, c.delegate, c.threads)
+    return (c.device, *c.slot)  # batch and concurrency too: only like meets like
 
 
 def compare_cell(

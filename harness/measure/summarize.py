@@ -72,6 +72,8 @@ def summarize(
         )
         if raw.get(k) is not None
     }
+    if status == "ok":
+        extra |= _load(raw.get("load"))
     return CellRecord(
         cell=cell,
         status=status,
@@ -108,6 +110,23 @@ def _samples(raw: dict) -> dict[str, list[float]] | None:
         if floats or k in keys[:3]:  # per-round lists only when the cell ran in rounds
             out[k] = floats
     return out
+
+
+def _load(load) -> dict:
+    """A load cell's window (--concurrency) and its aggregate throughput: every sample
+    the instances completed over the window's wall time. Device output is untrusted:
+    a window without positive numbers gives no figure rather than a wrong one."""
+    if not isinstance(load, dict):
+        return {}
+    samples, window = _num(load.get("samples")), _num(load.get("window_s"))
+    kept = {
+        k: load[k]
+        for k in ("instances", "requests", "samples", "window_s", "windows", "per_instance")
+        if load.get(k) is not None
+    }
+    if samples is None or window is None or samples <= 0 or window <= 0:
+        return {"load": kept}
+    return {"load": kept, "throughput_sps": samples / window}
 
 
 def _num(v) -> float | None:

@@ -160,7 +160,7 @@ def _rounds(c: CellComparison) -> str:
 
 
 def _label(c: CellComparison) -> str:
-    return f"{c.cell.variant}/{c.cell.delegate}/t{c.cell.threads}"
+    return c.cell.setting
 
 
 def _full_label(c: CellComparison) -> str:

@@ -95,14 +95,23 @@ def render_run(run_id: str, records: list[CellRecord], out: Console | None = Non
         for r in rows:
             line = _row(r, pareto.get(id(r), False))
             if r.status != "ok":
-                notes.setdefault((r.status, r.reason), []).append(line["variant"] + "/"
-                    + line["deleg"] + "/t" + line["thr"])  # fmt: skip
+                notes.setdefault((r.status, r.reason), []).append(r.cell.setting)
             lines.append(line)
         several = len({r.cell.model for r in rows}) > 1
+        # batch and concurrency columns (and their figures) only where the run swept them
+        swept = {"batch", "/sample"} if any(r.cell.batch != 1 for r in rows) else set()
+        if any(r.cell.concurrency != 1 or r.extra.get("load") for r in rows):
+            swept |= {"conc", "p99"}
+        if swept:
+            swept.add("samp/s")
+        # the sweep's figures take the place of the single-request details (80 columns)
+        hidden = {"e2e", "init", "drift", "p90"} if swept else set()
         cols = [
             c
             for c in _COLUMNS
             if (c != "model" or several)
+            and (c not in _SWEPT or c in swept)
+            and c not in hidden
             and (c in _ALWAYS or any(line[c] not in ("", "-") for line in lines))
         ]
         table = Table(
@@ -135,8 +144,13 @@ _COLUMNS = (
     "variant",
     "deleg",
     "thr",
+    "batch",
+    "conc",
     "median",
     "p90",
+    "p99",
+    "/sample",
+    "samp/s",
     "e2e",
     "init",
     "acc",
@@ -144,12 +158,15 @@ _COLUMNS = (
     "size",
 )
 _ALWAYS = ("variant", "deleg", "thr", "median", "size")
+# shown only when the run swept batch or concurrency (--batch, --concurrency)
+_SWEPT = ("batch", "conc", "p99", "/sample", "samp/s")
 
 
 def _row(r: CellRecord, on_front: bool) -> dict[str, str]:
     c = r.cell
     line = dict.fromkeys(_COLUMNS, "")
     line |= {"model": c.model, "variant": c.variant, "deleg": c.delegate, "thr": str(c.threads)}
+    line |= {"batch": str(c.batch), "conc": str(c.concurrency)}
     line["size"] = _size(r.size_bytes)
     if r.status != "ok":
         line["median"] = f"[yellow]{r.status}[/]"
@@ -164,6 +181,9 @@ def _row(r: CellRecord, on_front: bool) -> dict[str, str]:
         + ("" if lat is None or lat.median is not None else "ᵃ")
         + _half(half),
         "p90": _us(lat.p90 if lat else None),
+        "p99": _us(lat.p99 if lat else None),
+        "/sample": _us(r.per_sample_us),
+        "samp/s": _rate(r.throughput_sps),
         "e2e": _us(r.end_to_end.median if r.end_to_end else None),
         "init": _ms(r.init_us),
         "acc": "-" if r.accuracy is None else _figure(r.accuracy),
@@ -192,6 +212,13 @@ def _figure(v: float) -> str:
 def _sort_key(r: CellRecord):
     order = {"ok": 0, "unsupported": 1, "failed": 2}
     return (order.get(r.status, 3), r.latency.center if r.latency else 0.0)
+
+
+def _rate(v: float | None) -> str:
+    """Samples per second, three significant digits (41.2k)."""
+    if v is None:
+        return "-"
+    return f"{v / 1000:.3g}k" if v >= 1000 else f"{v:.3g}"
 
 
 def _us(v: float | None) -> str:

@@ -50,6 +50,8 @@ def cell_document(r: CellRecord, on_front: bool) -> dict:
         "variant": c.variant,
         "delegate": c.delegate,
         "threads": c.threads,
+        "batch": c.batch,
+        "concurrency": c.concurrency,
         "status": r.status,
         "reason": r.reason,
         "latency_us": latency,
@@ -57,6 +59,10 @@ def cell_document(r: CellRecord, on_front: bool) -> dict:
             "median": r.end_to_end.median if r.end_to_end else None,
             "p90": r.end_to_end.p90 if r.end_to_end else None,
         },
+        # one request's latency over its samples; samples/s (a load cell: measured over
+        # its window with every instance busy; else batch over the median)
+        "per_sample_us": r.per_sample_us,
+        "throughput_sps": r.throughput_sps,
         "peak_rss_mb": round(r.peak_rss_kb / 1024, 3) if r.peak_rss_kb else None,
         "accuracy": r.accuracy,
         "metrics": list(r.metrics),  # chosen metrics, primary first (accuracy = its value)
@@ -71,13 +77,20 @@ def cell_document(r: CellRecord, on_front: bool) -> dict:
 
 
 def pareto_flags(records: list[CellRecord]) -> dict[int, bool]:
-    """id(record) -> on the latency/accuracy front of its device (ok cells only)."""
+    """id(record) -> on the latency/accuracy front of its device (ok cells only).
+
+    One front per device, batch and concurrency: a batch of 8 takes longer per request
+    than a batch of 1 and is not worse for it, so only like is weighed against like."""
     flags: dict[int, bool] = {}
-    for device in dict.fromkeys(r.cell.device for r in records):
-        ok = [r for r in records if r.cell.device == device and r.status == "ok" and r.latency]
+    for group in dict.fromkeys(_front_of(r) for r in records):
+        ok = [r for r in records if _front_of(r) == group and r.status == "ok" and r.latency]
         for r, f in zip(ok, pareto_front([(r.latency.center, _score(r)) for r in ok]), strict=True):
             flags[id(r)] = f
     return flags
+
+
+def _front_of(r: CellRecord) -> tuple:
+    return (r.cell.device, r.cell.batch, r.cell.concurrency)
 
 
 def _score(r: CellRecord) -> float | None:

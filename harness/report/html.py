@@ -13,6 +13,7 @@ from harness.cells import CellRecord
 from harness.measure.metrics import record_primary
 from harness.report.document import pareto_flags
 from harness.report.environment import display_status, environment_section, warnings
+from harness.report.load_view import load_section
 from harness.report.page import page
 from harness.report.recommend import Pick, format_latency, format_us
 from harness.report.svg import BreakdownRow, ScatterPoint, breakdown_chart, esc, scatter_chart
@@ -119,6 +120,7 @@ def _device_section(i: int, device: str, rows, pareto, pick: Pick | None) -> str
         f"<figure>{_scatter(i, device, rows, pareto, pick)}</figure>",
         f"<figure>{_breakdown(i, device, rows)}</figure>",
         _cell_table(i, rows, pareto),
+        load_section(rows),
         _profile_section(i, rows),
         _coverage_section(i, rows),
         environment_section(rows),
@@ -188,15 +190,16 @@ def _breakdown(i: int, device: str, rows) -> str:
 
 
 def _label(r: CellRecord) -> str:
-    c = r.cell
-    return f"{c.variant} {c.delegate} t{c.threads}"
+    return r.cell.setting.replace("/", " ")
 
 
 def cell_tip(r: CellRecord, on_front: bool = False) -> str:
     """Every figure of an ok cell, one per line (the hover text)."""
     c, lat = r.cell, r.latency
     lines = [
-        f"{c.model} / {c.variant} / {c.delegate} / {c.threads} thread(s)",
+        f"{c.model} / {c.variant} / {c.delegate} / {c.threads} thread(s)"
+        + (f" / batch {c.batch}" if c.batch != 1 else "")
+        + (f" / {c.concurrency} at once" if c.concurrency != 1 else ""),
         f"median {format_us(lat.median)} (95% CI {format_us(lat.ci_low)} – "
         f"{format_us(lat.ci_high)})",
         f"p90 {format_us(lat.p90)} · p99 {format_us(lat.p99)}",

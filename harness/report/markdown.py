@@ -14,12 +14,15 @@ def run_markdown(run_id: str, records: list[CellRecord]) -> str:
     out = [f"## harness run {_cell(run_id)}", ""]
     for device in dict.fromkeys(r.cell.device for r in records):
         rows = sorted((r for r in records if r.cell.device == device), key=_order)
+        # batch/concurrency columns only in a run that swept them (older tables unchanged)
+        swept = any(r.cell.batch != 1 or r.cell.concurrency != 1 for r in rows)
+        extra_head = " batch | concurrency | per sample | samples/s |" if swept else ""
         out += [
             f"### device {_cell(device)}",
             "",
             "| model | variant | delegate | threads | status | median | p90 | p99 | e2e "
-            "| init | accuracy |",
-            "|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|",
+            "| init | accuracy |" + extra_head,
+            "|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|" + ("--:|" * 4 if swept else ""),
         ]
         for r in rows:
             c, lat = r.cell, r.latency
@@ -43,11 +46,23 @@ def run_markdown(run_id: str, records: list[CellRecord]) -> str:
                         format_us(r.init_us) if r.init_us is not None else "",
                         "" if r.accuracy is None else f"{r.accuracy:.4f}",
                     ]
+                    + (_swept(r) if swept else [])
                 )
                 + " |"
             )
         out += ["", "★ Pareto-optimal (latency vs accuracy)", ""]
     return "\n".join(out)
+
+
+def _swept(r: CellRecord) -> list[str]:
+    """Batch, concurrency, per-sample latency and throughput of one row."""
+    rate = r.throughput_sps
+    return [
+        str(r.cell.batch),
+        str(r.cell.concurrency),
+        format_us(r.per_sample_us) if r.per_sample_us is not None else "",
+        f"{rate:.0f}" if rate is not None else "",
+    ]
 
 
 def _order(r: CellRecord):

@@ -42,6 +42,7 @@ class Budget:
     min_accuracy: float | None = None
     metric: str = "median"
     accuracy_tie: float = 0.0
+    min_throughput_sps: float | None = None  # samples/s a cell must reach (--min-throughput)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -50,6 +51,8 @@ class Budget:
             raise HarnessError("the latency budget must be positive")
         if self.accuracy_tie < 0:
             raise HarnessError("the accuracy tie tolerance cannot be negative")
+        if self.min_throughput_sps is not None and not self.min_throughput_sps > 0:
+            raise HarnessError("the throughput floor must be positive (samples/s)")
 
     def to_dict(self) -> dict:
         return {
@@ -57,6 +60,7 @@ class Budget:
             "min_accuracy": self.min_accuracy,  # the primary metric's floor, its units
             "metric": self.metric,
             "accuracy_tie": self.accuracy_tie,
+            "min_throughput_sps": self.min_throughput_sps,
         }
 
 
@@ -70,6 +74,7 @@ class Candidate:
     statistic: str = "median"  # what latency_us is: the budget's metric, or "mean"
     metric_name: str = "top1"
     higher_is_better: bool = True
+    throughput_sps: float | None = None  # samples/s (CellRecord.throughput_sps)
 
     @property
     def score(self) -> float | None:
@@ -80,8 +85,7 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        c = self.cell
-        return f"{c.model}/{c.variant}/{c.delegate}/t{c.threads}"
+        return f"{self.cell.model}/{self.cell.setting}"
 
     def to_dict(self) -> dict:
         return {
@@ -92,6 +96,7 @@ class Candidate:
             "accuracy": self.accuracy,
             "metric": self.metric_name,
             "higher_is_better": self.higher_is_better,
+            "throughput_sps": self.throughput_sps,
         }
 
 
@@ -204,7 +209,11 @@ def pick_for_device(device: str, records: list[CellRecord], budget: Budget) -> P
         if lat is not None
     ]
     _check_floor(ok, budget.min_accuracy)
-    fast = [c for c in ok if c.latency_us <= budget.max_latency_us]
+    fast = [
+        c
+        for c in ok
+        if c.latency_us <= budget.max_latency_us and _meets_throughput(c, budget.min_throughput_sps)
+    ]
     eligible = [c for c in fast if _meets_accuracy(c, budget.min_accuracy)]
     ranked = rank(eligible, budget.accuracy_tie)
     fastest = min(ok, key=lambda c: (c.latency_us, _tiebreak(c)), default=None)
@@ -244,11 +253,17 @@ def _meets_accuracy(c: Candidate, floor: float | None) -> bool:
     return c.accuracy >= floor if c.higher_is_better else c.accuracy <= floor
 
 
+def _meets_throughput(c: Candidate, floor: float | None) -> bool:
+    # a cell without a throughput figure cannot show that it meets the floor
+    return floor is None or (c.throughput_sps is not None and c.throughput_sps >= floor)
+
+
 def _candidate(r: CellRecord, latency_us: float, statistic: str) -> Candidate:
     m = record_primary(r)
+    rate = r.throughput_sps
     if m is None:
-        return Candidate(r.cell, latency_us, None, statistic)
-    return Candidate(r.cell, latency_us, m.value, statistic, m.name, m.higher_is_better)
+        return Candidate(r.cell, latency_us, None, statistic, throughput_sps=rate)
+    return Candidate(r.cell, latency_us, m.value, statistic, m.name, m.higher_is_better, rate)
 
 
 def _check_floor(cands: list[Candidate], floor: float | None) -> None:
@@ -265,7 +280,7 @@ _FRACTIONS = ("top1", "topk", "auc", "precision", "recall", "f1", "agreement")
 
 
 def _tiebreak(c: Candidate) -> tuple:
-    return (c.cell.variant, c.cell.delegate, c.cell.threads)
+    return c.cell.slot
 
 
 def _notes(records, ok, fast, eligible, budget: Budget) -> tuple[str, ...]:
@@ -288,7 +303,9 @@ def _notes(records, ok, fast, eligible, budget: Budget) -> tuple[str, ...]:
     if not ok:
         notes.append(f"no ok cell with a {budget.metric} latency ({len(records)} cells)")
     elif not fast:
-        notes.append(f"no ok cell is within {format_us(budget.max_latency_us)}")
+        rate = budget.min_throughput_sps
+        floor = f" at {rate:g} samples/s or more" if rate else ""
+        notes.append(f"no ok cell is within {format_us(budget.max_latency_us)}{floor}")
     elif budget.min_accuracy is not None and len(eligible) < len(fast):
         unknown = sum(1 for c in fast if c.accuracy is None)
         below = len(fast) - len(eligible) - unknown
@@ -318,6 +335,8 @@ def describe(pick: Pick) -> list[str]:
         first = pick.best or pick.fastest
         op = ">=" if first is None or first.higher_is_better else "<="
         floor = f", {_name([first] if first else [])} {op} {b.min_accuracy:g}"
+    if b.min_throughput_sps is not None:
+        floor += f", throughput >= {b.min_throughput_sps:g} samples/s"
     head = f"{pick.device}: {b.metric} <= {format_us(b.max_latency_us)}{floor}"
     if not pick.met:
         lines = [f"{head}: NOT MET ({pick.eligible} of {pick.ok} ok cells qualify)"]

@@ -45,6 +45,9 @@ class JobCell:
     threads: int
     timing: bool = True
     group: str | None = None  # cells of one group are timed together, run by run (A/B)
+    batch: int = 1  # samples per invoke: the first input's batch dimension resized
+    concurrency: int = 1  # interpreter instances serving requests at once
+    load: bool = False  # timed as a load: all instances busy for a fixed window
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class TimingConfig:
     cell_timeout_s: float | None = 300.0  # one cell in one round, enforced on the device
     precision: float | None = None
     max_time_s: float | None = None
+    # a load cell (--concurrency) runs for a fixed window, not a count of runs: this
+    # long per round unless --min-secs sets the cell's total
+    load_window_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.precision is not None and not 0 < self.precision < 1:
@@ -220,7 +226,20 @@ def merge_rounds(docs: list[dict]) -> dict:
     merged["peak_rss_kb"] = max(peaks) if peaks else None
     merged["rounds"] = len(docs)
     merged[ROUND_SIZES] = [len(d.get("invoke_us") or []) for d in docs]
+    loads = [d["load"] for d in docs if isinstance(d.get("load"), dict)]
+    if loads:  # a load cell: its windows add up (requests and seconds, never rates)
+        merged["load"] = pool_loads(loads)
     return merged
+
+
+def pool_loads(loads: list[dict]) -> dict:
+    """The load windows of a cell's rounds as one: requests, samples and seconds summed,
+    so the aggregate throughput is total samples over total busy seconds."""
+    keys = ("requests", "samples", "window_s")
+    pooled = {k: sum(float(w.get(k) or 0) for w in loads) for k in keys}
+    pooled["instances"] = loads[-1].get("instances")
+    pooled["windows"] = len(loads)
+    return pooled
 
 
 def _run_round(
@@ -287,6 +306,9 @@ def _one_runner(
             "timing": c.timing,
             "eval": c.id in evals,
             "group": c.group,
+            "batch": c.batch,
+            "concurrency": c.concurrency,
+            "load": c.load,
         }
         for c in cells
     ]
@@ -300,6 +322,7 @@ def _one_runner(
         "eval": eval_remote,
         "outputs_dir": OUTPUTS_DIR,
         "cell_timeout_s": timing.cell_timeout_s,
+        "load_window_s": timing.min_secs or timing.load_window_s,
     }
     job_path = device.write_text(f"job-{tag}.json", json.dumps(job))
     env = None

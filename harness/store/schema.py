@@ -17,11 +17,12 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Migrations, by the version they lead to; each runs once, in order, when an older
 # store is opened (create_all has already added any new table by then).
 #   2: cell_rounds (additive: nothing to rewrite)
 #   3: cells.metrics (a nullable JSON column, added by ALTER TABLE)
+#   4: cells.batch, cells.concurrency (nullable integers, ALTER TABLE; NULL reads as 1)
 
 metadata = MetaData()
 
@@ -55,6 +56,8 @@ cells = Table(
     Column("variant", String(64), nullable=False),
     Column("delegate", String(32), nullable=False),
     Column("threads", Integer, nullable=False),
+    Column("batch", Integer),  # samples per invoke; NULL in stores before v4 (= 1)
+    Column("concurrency", Integer),  # instances at once; NULL before v4 (= 1)
     Column("status", String(16), nullable=False),
     Column("reason", Text),
     Column("model_sha256", String(64)),

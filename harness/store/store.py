@@ -127,6 +127,8 @@ class Store:
             "variant": c.variant,
             "delegate": c.delegate,
             "threads": c.threads,
+            "batch": c.batch,
+            "concurrency": c.concurrency,
             "status": record.status,
             "reason": record.reason,
             "model_sha256": record.model_sha256,
@@ -265,13 +267,19 @@ class Store:
 
 
 def _add_missing_columns(conn) -> None:
-    """ALTER TABLE for columns a newer schema added to an existing table (v3: metrics)."""
+    """ALTER TABLE for columns a newer schema added to an existing table (v3: metrics;
+    v4: batch, concurrency)."""
     from sqlalchemy import inspect as sa_inspect
 
     have = {c["name"] for c in sa_inspect(conn).get_columns("cells")}
-    if "metrics" not in have:
-        # a fixed DDL statement: no user value goes into it
-        conn.execute(text("ALTER TABLE cells ADD COLUMN metrics JSON"))
+    # fixed DDL statements: no user value goes into them
+    for name, ddl in (
+        ("metrics", "ALTER TABLE cells ADD COLUMN metrics JSON"),
+        ("batch", "ALTER TABLE cells ADD COLUMN batch INTEGER"),
+        ("concurrency", "ALTER TABLE cells ADD COLUMN concurrency INTEGER"),
+    ):
+        if name not in have:
+            conn.execute(text(ddl))
 
 
 def _connect(url: str) -> Engine:
@@ -302,7 +310,15 @@ def _without_password(url: str) -> str:
 
 def _record(m) -> CellRecord:
     return CellRecord(
-        cell=Cell(m["device"], m["model"], m["variant"], m["delegate"], m["threads"]),
+        cell=Cell(
+            m["device"],
+            m["model"],
+            m["variant"],
+            m["delegate"],
+            m["threads"],
+            m["batch"] or 1,  # NULL: stored before v4, one sample, one instance
+            m["concurrency"] or 1,
+        ),
         status=m["status"],
         reason=m["reason"],
         model_sha256=m["model_sha256"],
