@@ -10,7 +10,10 @@ DEMO := build/demo
 $(VENV)/.stamp: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[convert,test,postgres,ray]'
+	$(PY) -m pip install --quiet -e '.[convert,onnx,test,postgres,ray]'
+	# onnx2tf builds with tf-keras, whose declared dependency would add `tensorflow`
+	# over tensorflow-cpu (see setup.cfg [onnx]): installed without its dependencies
+	$(PY) -m pip install --quiet --no-deps tf-keras==2.21.0
 	touch $@
 
 venv: $(VENV)/.stamp

@@ -75,19 +75,19 @@ def _echo_binary(b) -> None:
     "--variants",
     default="fp32,fp16,dynamic,int8",
     show_default=True,
-    help="Comma-separated: fp32, fp16, dynamic, int8.",
+    help="Comma-separated: fp32, fp16, dynamic, int8, int16x8, w8, w4.",
 )
 @click.option(
     "--calibration",
     type=click.Path(path_type=Path),
-    help=".npz with 'x': representative inputs for int8.",
+    help=".npz with 'x': representative inputs for int8 and int16x8.",
 )
 @click.option("--int8-io", is_flag=True, help="int8 variant takes and returns int8 tensors.")
 @json_option("the manifest")
 def convert(source, out_dir, variants, calibration, int8_io, as_json) -> None:
-    """Convert a Keras/SavedModel/.tflite SOURCE into TFLite variants."""
+    """Convert a Keras/SavedModel/ONNX/.tflite SOURCE into TFLite variants."""
     from harness.convert.pipeline import ConvertSpec, convert_model, manifest_dict
-    from harness.convert.variants import parse_variants
+    from harness.convert.recipes import parse_variants
     from harness.report.console import render_convert
 
     spec = ConvertSpec(source, out_dir, parse_variants(variants), calibration, int8_io)

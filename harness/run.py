@@ -172,7 +172,8 @@ def run_sweep(
     job += ref_of.values()
     for i, c in enumerate(todo):
         v = by_name[(c.model, c.variant)]
-        reason = fixed_batch_reason(v, c.batch)
+        # a variant convert could not make, or a batch the model cannot take: a row
+        reason = v.unsupported or fixed_batch_reason(v, c.batch)
         if reason:
             refused.append(CellRecord(c, "unsupported", reason, v.info.sha256, v.info.size_bytes))
             continue
@@ -277,7 +278,8 @@ def check_eval(
     the cache here. The CLI calls this before it opens a device, so a bad eval set costs
     no device time."""
     eval_file, data, provenance = None, None, None
-    for v in {v.model: v for v in variants}.values():  # every model must take the data
+    # every model must take the data (checked on a variant convert made)
+    for v in {v.model: v for v in variants if v.unsupported is None}.values():
         if spec.eval_path:
             prepared = prepare_eval(spec.eval_path, spec.preprocess, v.info.inputs[0])
             if eval_file is not None and prepared.npz != eval_file:

@@ -20,6 +20,7 @@ from harness.convert.pipeline import (
     load_manifest,
     manifest_dict,
 )
+from harness.convert.recipes import recipe_for
 from harness.convert.sources import ModelSource, file_sha256
 from harness.convert.tflite_info import TfliteInfo, inspect_tflite
 from harness.errors import HarnessError
@@ -171,7 +172,7 @@ def test_savedmodel_source(digits, variants, tmp_path):
 def test_tflite_source_is_kept_as_fp32(variants, tmp_path):
     src = variants.manifest_path.parent / "int8.tflite"
     proc = harness("convert", src, "-o", tmp_path / "out", "--json")
-    assert proc.returncode == 2  # default variants include fp16 etc.: refused
+    assert proc.returncode == 2  # default variants include int8: needs --calibration
     proc = harness("convert", src, "-o", tmp_path / "out", "--variants", "fp32", "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -232,18 +233,27 @@ print(r.all_cached, "tensorflow" in sys.modules, "keras" in sys.modules)
 def test_cache_key_separates_what_changes_the_output():
     src = ModelSource(Path("m.keras"), "keras", "a" * 64)
     other = ModelSource(Path("elsewhere/m.keras"), "keras", "a" * 64)
-    assert _cache_key(src, "fp32", False, None) == _cache_key(other, "fp32", False, None)
+
+    def key(source, variant, int8_io, calibration, kind="keras"):
+        return _cache_key(source, recipe_for(kind, variant), int8_io, calibration)
+
+    assert key(src, "fp32", False, None) == key(other, "fp32", False, None)
     keys = {
-        _cache_key(src, "fp32", False, None),
-        _cache_key(src, "fp16", False, None),
-        _cache_key(src, "int8", False, "c1"),
-        _cache_key(src, "int8", True, "c1"),
-        _cache_key(src, "int8", False, "c2"),
-        _cache_key(ModelSource(Path("m.keras"), "keras", "b" * 64), "fp32", False, None),
+        key(src, "fp32", False, None),
+        key(src, "fp16", False, None),
+        key(src, "int8", False, "c1"),
+        key(src, "int8", True, "c1"),
+        key(src, "int8", False, "c2"),
+        key(src, "int16x8", False, "c1"),
+        key(src, "w8", False, None),
+        key(src, "w4", False, None),
+        # the same variant by another tool (the quantizer for a .tflite source)
+        key(src, "fp16", False, None, kind="tflite"),
+        key(ModelSource(Path("m.keras"), "keras", "b" * 64), "fp32", False, None),
     }
-    assert len(keys) == 6
+    assert len(keys) == 10
     # --int8-io only matters for the int8 variant
-    assert _cache_key(src, "fp32", True, None) == _cache_key(src, "fp32", False, None)
+    assert key(src, "fp32", True, None) == key(src, "fp32", False, None)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -261,7 +271,7 @@ BAD_CASES = (
     "zip without a model .keras",
     "random .tflite",
     "truncated .tflite",
-    ".tflite asked for fp16",
+    ".tflite asked for int16x8 without calibration",
     "unknown variant",
     "no variant",
     "unknown format",
@@ -280,7 +290,7 @@ def _bad_inputs(root: Path, digits: Path, variants_dir: Path) -> dict:
         z.writestr("hello.txt", "not a model")
     (root / "random.tflite").write_bytes(rng.bytes(4096))
     (root / "truncated.tflite").write_bytes((variants_dir / "fp32.tflite").read_bytes()[:3000])
-    (root / "model.onnx").write_bytes(b"onnx")
+    (root / "model.pb").write_bytes(b"a frozen graph")
     (root / "notsaved").mkdir()
     (root / "file.txt").write_text("a regular file")
     np.savez(root / "small.npz", x=np.zeros((4, 4, 4, 1), np.float32))
@@ -329,13 +339,13 @@ def _bad_inputs(root: Path, digits: Path, variants_dir: Path) -> dict:
             [root / "truncated.tflite", *out, "--variants", "fp32"],
             ["truncated.tflite"],
         ),
-        ".tflite asked for fp16": (
-            [variants_dir / "fp32.tflite", *out, "--variants", "fp16"],
-            ["kept as-is", "Keras or SavedModel"],
+        ".tflite asked for int16x8 without calibration": (
+            [variants_dir / "fp32.tflite", *out, "--variants", "fp16,int16x8"],
+            ["int16x8", "--calibration"],
         ),
         "unknown variant": ([keras_file, *out, "--variants", "fp32,fp8"], ["fp8"]),
         "no variant": ([keras_file, *out, "--variants", ","], ["variant"]),
-        "unknown format": ([root / "model.onnx", *out], [".onnx"]),
+        "unknown format": ([root / "model.pb", *out], [".pb"]),
         "directory that is not a SavedModel": ([root / "notsaved", *out], ["SavedModel"]),
         "unwritable output": (
             [keras_file, "-o", root / "file.txt" / "sub", "--variants", "fp32"],

@@ -10,14 +10,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from harness import __version__
 from harness.convert.delegate_support import compatibility_report
+from harness.convert.recipes import (
+    CALIBRATED,
+    QUANTIZER,
+    TF_CONVERTER,
+    VARIANTS,
+    Recipe,
+    recipe_for,
+)
 from harness.convert.sources import ModelSource, file_sha256, resolve_source
 from harness.convert.tflite_info import TfliteInfo, inspect_tflite
 from harness.errors import HarnessError
@@ -25,7 +38,8 @@ from harness.errors import HarnessError
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = 1
 # Bump when a variant's conversion recipe changes, so old cache entries stop matching.
-RECIPE_VERSION = 1
+# 2: recipes (tool + the tool's recipe) and tool versions in the key; unsupported cached.
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -41,24 +55,44 @@ class ConvertSpec:
 
 @dataclass(frozen=True)
 class VariantFile:
-    """One converted variant as written to the output directory."""
+    """One variant as written to the output directory, or the reason it could not be.
+
+    An unsupported variant (a recipe the model cannot take) has no file and no info:
+    its manifest entry says so, and `harness run` shows its cells as unsupported rows."""
 
     name: str
-    file: str
-    info: TfliteInfo
+    file: str | None
+    info: TfliteInfo | None
     cache_hit: bool
     converter: dict = field(default_factory=dict)
+    recipe: Recipe | None = None
+    reason: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.info is not None else "unsupported"
 
     def to_dict(self) -> dict:
+        head = {
+            "name": self.name,
+            "status": self.status,
+            "file": self.file,
+            "recipe": _recipe_entry(self.recipe, self.converter),
+            "converter": self.converter,
+        }
+        if self.info is None:
+            return head | {"reason": self.reason}
         return (
-            {
-                "name": self.name,
-                "file": self.file,
-                "converter": self.converter,
-            }
-            | self.info.to_dict()
-            | {"delegate_compatibility": compatibility_report(self.info)}
+            head | self.info.to_dict() | {"delegate_compatibility": compatibility_report(self.info)}
         )
+
+
+def _recipe_entry(recipe: Recipe | None, converter: dict) -> dict | None:
+    """The recipe with the version of the tool that applied it (from its converter doc)."""
+    if recipe is None:
+        return None
+    version_key = {TF_CONVERTER: "tensorflow", QUANTIZER: "litert-quantizer"}.get(recipe.tool)
+    return recipe.to_dict() | {"version": converter.get(version_key) if version_key else None}
 
 
 @dataclass(frozen=True)
@@ -86,14 +120,15 @@ def cache_dir() -> Path:
 def convert_model(
     spec: ConvertSpec, progress: Callable[[str], None] = lambda _: None
 ) -> ConvertResult:
-    """Convert `spec.source` into every requested variant and write the manifest."""
+    """Convert `spec.source` into every requested variant and write the manifest.
+
+    Cache hits are answered here; the rest are made by one worker process
+    (harness.convert.worker), so no converter is ever imported into this one. Nothing
+    is written to `spec.out_dir` until every variant is made or known unsupported."""
     source = resolve_source(spec.source)
-    calibration, calibration_sha = _load_calibration(spec)
-    if source.kind == "tflite" and set(spec.variants) - {"fp32"}:
-        raise HarnessError(
-            f"{source.path}: a .tflite is kept as-is (variant fp32); other variants need the "
-            "Keras or SavedModel source"
-        )
+    if source.kind == "tflite":  # cheap (no runtime): a broken file is named before any work
+        inspect_tflite(source.path.read_bytes(), label=str(source.path))
+    calibration_sha = _check_calibration(spec)
     options = {"int8_io": spec.int8_io, "calibration_sha256": calibration_sha}
     try:
         spec.out_dir.mkdir(parents=True, exist_ok=True)
@@ -103,37 +138,122 @@ def convert_model(
         ) from exc
     _check_writable(spec.out_dir)
 
-    loaded = _LazySource(source)
+    recipes = {name: recipe_for(source.kind, name) for name in spec.variants}
+    keys = {
+        name: _cache_key(source, r, spec.int8_io, calibration_sha if r.calibrated else None)
+        for name, r in recipes.items()
+    }
+    made: dict[str, _Made] = {}
+    for name in spec.variants:
+        if (hit := _read_cache(keys[name])) is not None:
+            progress(f"{name}: cache hit")
+            made[name] = hit
+    todo = tuple(n for n in spec.variants if n not in made)
+    if todo:
+        fp32_hit = made.get("fp32")
+        made |= _run_worker(source, todo, spec, fp32_hit, progress)
+        for name in todo:
+            _store_cache(keys[name], made[name])
+
     results = []
     for name in spec.variants:
-        key = _cache_key(source, name, spec.int8_io, calibration_sha if name == "int8" else None)
-        cached = cache_dir() / f"{key}.tflite"
-        hit = cached.is_file() and (cached.with_suffix(".json")).is_file()
-        if hit:
-            progress(f"{name}: cache hit")
-            data = cached.read_bytes()
-            converter = json.loads(cached.with_suffix(".json").read_text())
-        else:
-            progress(f"{name}: converting")
-            data, converter = _produce(loaded, name, calibration, spec.int8_io)
-            _store_cache(cached, data, converter)
-        info = inspect_tflite(data, label=f"{name} variant")
+        m = made[name]
+        if m.data is None:
+            results.append(
+                VariantFile(name, None, None, m.cache_hit, m.converter, recipes[name], m.reason)
+            )
+            continue
+        info = inspect_tflite(m.data, label=f"{name} variant")
         file_name = f"{name}.tflite"
-        _write_atomic(spec.out_dir / file_name, data)
-        results.append(VariantFile(name, file_name, info, hit, converter))
+        _write_atomic(spec.out_dir / file_name, m.data)
+        results.append(VariantFile(name, file_name, info, m.cache_hit, m.converter, recipes[name]))
 
     result = ConvertResult(source, tuple(results), spec.out_dir / MANIFEST_NAME, options)
     _write_atomic(result.manifest_path, json.dumps(manifest_dict(result), indent=2).encode())
-    _remove_stale_variants(spec.out_dir, {v.file for v in results})
+    _remove_stale_variants(spec.out_dir, {v.file for v in results if v.file})
     return result
+
+
+@dataclass(frozen=True)
+class _Made:
+    """One variant's outcome: its bytes, or None with the reason it is unsupported."""
+
+    data: bytes | None
+    converter: dict
+    reason: str | None = None
+    cache_hit: bool = False
+
+
+def _run_worker(
+    source: ModelSource,
+    variants: tuple[str, ...],
+    spec: ConvertSpec,
+    fp32_hit: _Made | None,
+    progress: Callable[[str], None],
+) -> dict[str, _Made]:
+    """Make `variants` in a `python -m harness.convert.worker` process, relaying one
+    progress line per variant as it starts and ends."""
+    from harness.convert.worker import Job
+
+    with tempfile.TemporaryDirectory(prefix="harness-convert-") as tmp:
+        tmp_dir = Path(tmp)
+        fp32_file = None
+        if fp32_hit is not None and fp32_hit.data is not None:
+            fp32_file = tmp_dir / "cached-fp32.tflite"
+            fp32_file.write_bytes(fp32_hit.data)
+        job = Job(source, variants, tmp_dir, spec.calibration, spec.int8_io, fp32_file)
+        verbose = bool(os.environ.get("HARNESS_VERBOSE"))
+        with tempfile.TemporaryFile() as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.convert.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=None if verbose else log,
+                text=True,
+            )
+            proc.stdin.write(json.dumps(job.to_dict()))
+            proc.stdin.close()
+            made, error = _read_events(proc.stdout, progress)
+            code = proc.wait()
+            log.seek(0)
+            tail = log.read().decode(errors="replace").strip().splitlines()[-1:]
+        if error is not None:
+            raise HarnessError(error)
+        missing = [v for v in variants if v not in made]
+        if code != 0 or missing:
+            last = tail[0][:300] if tail else "no output"
+            raise HarnessError(
+                f"the conversion worker stopped (exit {code}) before "
+                f"{', '.join(missing) or 'finishing'}: {last}"
+            )
+        return made
+
+
+def _read_events(stream, progress: Callable[[str], None]) -> tuple[dict[str, _Made], str | None]:
+    made: dict[str, _Made] = {}
+    started: dict[str, float] = {}
+    for line in stream:
+        event = json.loads(line)
+        kind, name = event.get("event"), event.get("variant")
+        if kind == "start":
+            started[name] = time.perf_counter()
+            progress(f"{name}: converting")
+        elif kind == "done":
+            seconds = time.perf_counter() - started.get(name, time.perf_counter())
+            made[name] = _Made(Path(event["file"]).read_bytes(), event["converter"])
+            progress(f"{name}: done in {seconds:.1f} s")
+        elif kind == "unsupported":
+            made[name] = _Made(None, event["converter"], event["reason"])
+            progress(f"{name}: unsupported: {event['reason']}")
+        elif kind == "error":
+            return made, event["message"]
+    return made, None
 
 
 def _remove_stale_variants(out_dir: Path, keep: set[str]) -> None:
     """Drop variant files of an earlier convert into this directory that the new manifest
     does not list, so the directory and its manifest agree. Only harness's own variant
     file names are touched; anything else the user put there stays."""
-    from harness.convert.variants import VARIANTS
-
     for name in VARIANTS:
         path = out_dir / f"{name}.tflite"
         if path.name not in keep and path.is_file():
@@ -165,44 +285,16 @@ def load_manifest(model_dir: Path) -> dict:
     return doc
 
 
-class _LazySource:
-    """Loads the model into TensorFlow on first use only (cache hits never do)."""
-
-    def __init__(self, source: ModelSource):
-        self.source = source
-        self._model = None
-        self._loaded = False
-
-    def model(self):
-        if not self._loaded:
-            from harness.convert.variants import load_converter_model
-
-            self._model = load_converter_model(self.source)
-            self._loaded = True
-        return self._model
-
-
-def _produce(loaded: _LazySource, name: str, calibration, int8_io: bool) -> tuple[bytes, dict]:
-    source = loaded.source
-    if source.kind == "tflite":
-        data = source.path.read_bytes()
-        inspect_tflite(data, label=str(source.path))
-        return data, {"converter": "as-is (.tflite source)"}
-    from harness.convert.variants import convert_variant, input_shape, tensorflow_versions
-
-    model = loaded.model()
-    if calibration is not None and name == "int8":
-        _check_calibration_shape(calibration, input_shape(source, model))
-    return convert_variant(source, model, name, calibration, int8_io), tensorflow_versions()
-
-
-def _load_calibration(spec: ConvertSpec) -> tuple[np.ndarray | None, str | None]:
-    if "int8" in spec.variants and spec.calibration is None:
+def _check_calibration(spec: ConvertSpec) -> str | None:
+    """The calibration file's hash when a calibrated variant needs it; a user error when
+    one needs it and none is given, or the file is not a numeric batch named 'x'."""
+    needs = [v for v in spec.variants if v in CALIBRATED]
+    if needs and spec.calibration is None:
         raise HarnessError(
-            "variant int8 needs a representative dataset: pass --calibration FILE.npz"
+            f"variant {needs[0]} needs a representative dataset: pass --calibration FILE.npz"
         )
-    if spec.calibration is None or "int8" not in spec.variants:
-        return None, None
+    if spec.calibration is None or not needs:
+        return None
     path = Path(spec.calibration)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -215,31 +307,58 @@ def _load_calibration(spec: ConvertSpec) -> tuple[np.ndarray | None, str | None]
         raise HarnessError(f"{path}: not a readable .npz ({exc})") from exc
     if x.ndim < 2 or len(x) == 0 or not np.issubdtype(x.dtype, np.number):
         raise HarnessError(f"{path}: 'x' must be a non-empty numeric batch, got {x.dtype}{x.shape}")
-    return x, file_sha256(path)
-
-
-def _check_calibration_shape(x: np.ndarray, shape: tuple | None) -> None:
-    if shape is None:
-        return
-    want = tuple(shape[1:])
-    if tuple(x.shape[1:]) != want:
-        raise HarnessError(
-            f"calibration data has samples of shape {tuple(x.shape[1:])}, the model expects {want}"
-        )
+    return file_sha256(path)
 
 
 def _cache_key(
-    source: ModelSource, variant: str, int8_io: bool, calibration_sha: str | None
+    source: ModelSource, recipe: Recipe, int8_io: bool, calibration_sha: str | None
 ) -> str:
-    doc = [RECIPE_VERSION, source.sha256, variant, int8_io and variant == "int8", calibration_sha]
+    """Over what changes a variant's bytes: the source, the recipe (variant, tool and the
+    tool's own recipe), the tool's installed version, int8 I/O and the calibration data."""
+    doc = [
+        RECIPE_VERSION,
+        source.sha256,
+        recipe.to_dict(),
+        _tool_version(recipe.tool),
+        int8_io and recipe.variant == "int8",
+        calibration_sha,
+    ]
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:32]
 
 
-def _store_cache(path: Path, data: bytes, converter: dict) -> None:
+def _tool_version(tool: str) -> str | None:
+    """The installed version of a recipe's tool, from package metadata (no import)."""
+    dists = {TF_CONVERTER: ("tensorflow-cpu", "tensorflow"), QUANTIZER: ("litert-quantizer",)}
+    for dist in dists.get(tool, ()):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _read_cache(key: str) -> _Made | None:
+    """A cached variant (or a cached verdict that it is unsupported), else None."""
+    meta_path = cache_dir() / f"{key}.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("status") == "unsupported":
+            return _Made(None, meta.get("converter", {}), meta["reason"], cache_hit=True)
+        return _Made(meta_path.with_suffix(".tflite").read_bytes(), meta["converter"], None, True)
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None  # absent or unreadable: convert again
+
+
+def _store_cache(key: str, made: _Made) -> None:
+    path = cache_dir() / f"{key}.tflite"
+    meta = {"converter": made.converter}
+    if made.data is None:
+        meta |= {"status": "unsupported", "reason": made.reason}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, data)
-        _write_atomic(path.with_suffix(".json"), json.dumps(converter).encode())
+        if made.data is not None:
+            _write_atomic(path, made.data)
+        _write_atomic(path.with_suffix(".json"), json.dumps(meta).encode())
     except OSError:
         pass  # a read-only cache costs speed next time, never correctness
 

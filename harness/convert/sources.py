@@ -1,4 +1,4 @@
-"""Model sources: a Keras file, a SavedModel directory, or an existing .tflite."""
+"""Model sources: a Keras file, a SavedModel directory, an ONNX file, or an existing .tflite."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class ModelSource:
     """Where a model comes from and what it hashes to (the conversion cache key's root)."""
 
     path: Path
-    kind: str  # "keras" | "savedmodel" | "tflite"
+    kind: str  # "keras" | "savedmodel" | "onnx" | "tflite"
     sha256: str
 
     def to_dict(self) -> dict:
@@ -36,6 +36,8 @@ def resolve_source(path: Path) -> ModelSource:
     suffix = path.suffix.lower()
     if suffix == ".tflite":
         kind = "tflite"
+    elif suffix == ".onnx":
+        kind = "onnx"  # parsed and checked in the conversion worker (needs the onnx extra)
     elif suffix in KERAS_SUFFIXES:
         kind = "keras"
         if suffix == ".keras" and not zipfile.is_zipfile(path):
@@ -43,8 +45,8 @@ def resolve_source(path: Path) -> ModelSource:
             raise HarnessError(f"{path}: not a Keras archive (a .keras file is a zip; this is not)")
     else:
         raise HarnessError(
-            f"{path}: unknown model format '{suffix}' (expected .keras, .h5, .tflite "
-            "or a SavedModel directory)"
+            f"{path}: unknown model format '{suffix}' (expected .keras, .h5, .onnx, "
+            ".tflite or a SavedModel directory)"
         )
     return ModelSource(path, kind, file_sha256(path))
 

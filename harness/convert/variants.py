@@ -14,26 +14,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+# re-exported: harness.lab and older callers import the variant names from here
+from harness.convert.recipes import VARIANT_HELP, VARIANTS, parse_variants  # noqa: F401
 from harness.convert.sources import ModelSource
 from harness.errors import HarnessError
-
-VARIANTS = ("fp32", "fp16", "dynamic", "int8")
-VARIANT_HELP = {
-    "fp32": "float32 weights and activations (the accuracy reference)",
-    "fp16": "float16 weights, float32 compute on CPU; the GPU delegate's friend",
-    "dynamic": "dynamic-range: int8 weights, activations quantised on the fly",
-    "int8": "full integer with a representative dataset (float or int8 I/O)",
-}
-
-
-def parse_variants(text: str) -> tuple[str, ...]:
-    """'fp32,int8' -> ('fp32', 'int8'); unknown names are a user error."""
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown or not names:
-        given = ", ".join(unknown) or "(none given)"
-        raise HarnessError(f"unknown variant {given}; choose from {', '.join(VARIANTS)}")
-    return names
 
 
 def tensorflow_versions() -> dict:
@@ -85,7 +69,10 @@ def convert_variant(
     calibration: np.ndarray | None = None,
     int8_io: bool = False,
 ) -> bytes:
-    """Run the TFLite converter for one variant and return the flatbuffer bytes."""
+    """Run the TFLite converter for one variant and return the flatbuffer bytes.
+
+    Only fp32, fp16, dynamic, int8 and int16x8 are TFLiteConverter recipes; w8/w4 are
+    the quantizer's (harness.convert.recipes.recipe_for)."""
     tf = _tf()
     if keras_model is not None:
         converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
@@ -95,14 +82,21 @@ def convert_variant(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "fp16":
         converter.target_spec.supported_types = [tf.float16]
-    elif variant == "int8":
+    elif variant in ("int8", "int16x8"):
         if calibration is None:
             raise HarnessError(
-                "variant int8 needs a representative dataset: pass --calibration FILE.npz"
+                f"variant {variant} needs a representative dataset: pass --calibration FILE.npz"
             )
         converter.representative_dataset = lambda: _representative(calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if int8_io:
+        ops = tf.lite.OpsSet
+        converter.target_spec.supported_ops = [
+            ops.TFLITE_BUILTINS_INT8
+            if variant == "int8"
+            # 16-bit activations, 8-bit weights; without a float fallback, an op with no
+            # 16x8 kernel fails the conversion (the variant is then unsupported)
+            else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+        if int8_io and variant == "int8":
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     try:

@@ -23,6 +23,9 @@ class ModelVariant:
     variant: str
     path: Path
     info: TfliteInfo
+    # why `harness convert` could not make this variant (a recipe the model cannot
+    # take): its cells are unsupported rows with this reason and never reach a device
+    unsupported: str | None = None
 
 
 def load_variants(path: Path, only: tuple[str, ...] | None = None) -> list[ModelVariant]:
@@ -36,12 +39,9 @@ def load_variants(path: Path, only: tuple[str, ...] | None = None) -> list[Model
     elif (path / MANIFEST_NAME).is_file():
         doc = load_manifest(path)
         model = Path(doc["source"]["path"]).stem or path.name
-        found = [
-            ModelVariant(model, v["name"], path / v["file"], TfliteInfo.from_dict(v))
-            for v in doc["variants"]
-        ]
+        found = [_manifest_variant(path, model, v) for v in doc["variants"]]
         for v in found:
-            if not v.path.is_file():
+            if v.unsupported is None and not v.path.is_file():
                 raise HarnessError(f"{v.path}: listed in the manifest but missing")
     else:
         raise HarnessError(f"{path}: neither a .tflite file nor a directory with {MANIFEST_NAME}")
@@ -52,6 +52,15 @@ def load_variants(path: Path, only: tuple[str, ...] | None = None) -> list[Model
             raise HarnessError(f"variant {', '.join(unknown)} not in {path} (it has {have})")
         found = [v for v in found if v.variant in only]
     return found
+
+
+def _manifest_variant(path: Path, model: str, entry: dict) -> ModelVariant:
+    """One manifest entry; an unsupported one (status, reason, no file) keeps its reason."""
+    if entry.get("status", "ok") != "ok":
+        reason = entry.get("reason") or f"harness convert could not make {entry['name']}"
+        empty = TfliteInfo(sha256="", size_bytes=0, inputs=(), outputs=())
+        return ModelVariant(model, entry["name"], path / f"{entry['name']}.tflite", empty, reason)
+    return ModelVariant(model, entry["name"], path / entry["file"], TfliteInfo.from_dict(entry))
 
 
 def display_name(name: str) -> str:

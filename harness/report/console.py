@@ -34,6 +34,9 @@ def render_convert(result: ConvertResult) -> None:
     ]:
         table.add_column(col, justify=justify)
     for v in result.variants:
+        if v.info is None:  # a recipe this model cannot take: the converter's reason
+            table.add_row(v.name, "-", "unsupported", v.reason or "", "-", _cache(v))
+            continue
         inp = v.info.inputs[0] if v.info.inputs else None
         table.add_row(
             v.name,
@@ -41,12 +44,16 @@ def render_convert(result: ConvertResult) -> None:
             v.info.sha256[:12],
             f"{inp.dtype}{list(inp.shape_signature)}" if inp else "-",
             str(sum(op.count for op in v.info.ops)),
-            "hit" if v.cache_hit else "converted",
+            _cache(v),
         )
     out.print(table)
     if result.all_cached:
         out.print("cache hit: all variants reused, no TensorFlow work done")
     out.print(f"manifest: {result.manifest_path}")
+
+
+def _cache(v) -> str:
+    return "hit" if v.cache_hit else "converted"
 
 
 def _size(n: int | None) -> str:
