@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import shutil
 from importlib import metadata
 from pathlib import Path
 
@@ -73,6 +74,10 @@ def onnx_to_savedmodel(path: Path, work_dir: Path) -> Path:
         )
     keep = [i.name for i in model.graph.input if 3 <= len(i.type.tensor_type.shape.dim) <= 5]
     out = work_dir / "onnx2tf"
+    # onnx2tf writes the model back to its input path (it names unnamed nodes in place):
+    # it gets a copy, so the user's file, and the source hash keying the cache, stay put
+    copy = work_dir / "source.onnx"
+    shutil.copyfile(path, copy)
     import onnx2tf
 
     log = io.StringIO()
@@ -81,7 +86,7 @@ def onnx_to_savedmodel(path: Path, work_dir: Path) -> Path:
         # exits the process (sys.exit(1)) on some failures: both are kept in here.
         with contextlib.redirect_stdout(log):
             onnx2tf.convert(
-                input_onnx_file_path=str(path),
+                input_onnx_file_path=str(copy),
                 output_folder_path=str(out),
                 not_use_onnxsim=True,  # onnxsim is an extra ~30 MB and a subprocess
                 keep_ncw_or_nchw_or_ncdhw_input_names=keep or None,
