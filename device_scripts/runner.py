@@ -495,13 +495,16 @@ def run_together(runtime: dict, job: dict, cells: list, eval_for, emit) -> None:
             _fail(result, exc)
             result["peak_rss_kb"] = peak_rss_kb()
             emit(result)
-    loads = [(c, r, e) for c, r, e in opened if c.get("load") and c.get("timing", True)]
-    for cell, result, engine in loads:
-        try:  # a load cell times its own instances (engine is the first of them)
-            result.update(time_load(runtime, job, cell, engine, eval_for(cell)))
+    alone = [(c, r, e) for c, r, e in opened if _own_timing(c)]
+    for cell, result, engine in alone:
+        try:  # a load times its own instances (engine is the first); sustained: one long run
+            if cell.get("sustained_s"):
+                result.update(time_sustained(engine, job, cell, eval_for(cell)))
+            else:
+                result.update(time_load(runtime, job, cell, engine, eval_for(cell)))
         except Exception as exc:
             _fail(result, exc)
-    timed = [(c, r, e) for c, r, e in opened if c.get("timing", True) and not c.get("load")]
+    timed = [(c, r, e) for c, r, e in opened if c.get("timing", True) and not _own_timing(c)]
     if timed:
         if len(timed) > 1:  # the watchdog allows the group its members' time together
             emit({"schema": SCHEMA, "type": "start", "id": timed[0][0]["id"], "span": len(timed)})
@@ -606,6 +609,11 @@ def _fill(x, n: int):
     return np.concatenate([x] * (n // len(x) + 1))[:n]
 
 
+def _own_timing(cell: dict) -> bool:
+    """A load (--concurrency) or sustained cell: timed on its own, never interleaved."""
+    return bool(cell.get("timing", True) and (cell.get("load") or cell.get("sustained_s")))
+
+
 def _batch(cell: dict) -> int:
     return max(1, int(cell.get("batch") or 1))
 
@@ -634,6 +642,110 @@ def evaluate(engine, x: np.ndarray, job: dict, cell_id: str) -> dict:
     path = os.path.join(job["outputs_dir"], f"{cell_id}.npy")
     np.save(path, np.stack(outputs).astype(np.float32))
     return {"n": len(outputs), "outputs_file": os.path.basename(path)}
+
+
+# ----------------------------------------------------------------------------- sustained
+
+SUSTAINED_KEEP = 200000  # raw samples a sustained cell sends at most (spread over windows)
+
+
+class Sysfs:
+    """CPU frequencies and the hottest thermal zone, read from a sysfs root.
+
+    The root is $HARNESS_SYSFS (tests point it at a fake tree the daemon presents),
+    else /sys. The files are found once; a device without them says which are missing
+    and the sampler returns None for them."""
+
+    def __init__(self, root: str):
+        import glob
+
+        cpus = glob.glob(os.path.join(root, "devices/system/cpu/cpu[0-9]*"))
+        cpus.sort(key=lambda p: int(re.sub(r"\D", "", os.path.basename(p)) or 0))
+        self.freq_files = [
+            f for f in (os.path.join(c, "cpufreq/scaling_cur_freq") for c in cpus)
+            if os.path.isfile(f)
+        ]  # fmt: skip
+        zones = glob.glob(os.path.join(root, "class/thermal/thermal_zone*/temp"))
+        self.temp_files = sorted(zones)
+        self.missing = [
+            what
+            for what, found in (
+                ("cpufreq/scaling_cur_freq", self.freq_files),
+                ("thermal_zone*/temp", self.temp_files),
+            )
+            if not found
+        ]
+
+    def sample(self) -> dict:
+        """{"freq_khz": [per core] or None, "temp_c": the hottest zone or None}."""
+        freqs = [_read_int(f) for f in self.freq_files]
+        temps = [_read_int(f) for f in self.temp_files]
+        temps = [t for t in temps if t is not None]
+        return {
+            "freq_khz": freqs or None,
+            # sysfs thermal zones report millidegrees Celsius
+            "temp_c": max(temps) / 1000.0 if temps else None,
+        }
+
+
+def time_sustained(engine, job: dict, cell: dict, eval_data) -> dict:
+    """One cell run back to back for sustained_s, in windows of window_s (1 s).
+
+    Every invoke() is timed as in time_cells; at each window's end, between two
+    invokes and outside any timed region, the CPU frequencies and the hottest thermal
+    zone are read. Each window sends its raw samples, evenly thinned (every k-th, so
+    the whole window stays represented) when the run would exceed SUSTAINED_KEEP; the
+    window's count says how many there were. The host computes every statistic."""
+    duration = float(cell["sustained_s"])
+    width = float(job.get("window_s") or 1.0)
+    sysfs = Sysfs(os.environ.get("HARNESS_SYSFS") or "/sys")
+    inputs = _timing_inputs(engine, eval_data)
+    engine.set_inputs(inputs)
+    sync_on_read = engine.sync_point == "read_outputs"
+    ns = time.perf_counter_ns
+
+    def one() -> float:
+        t1 = ns()
+        engine.invoke()
+        if sync_on_read:
+            engine.read_outputs()
+        return (ns() - t1) / 1e3
+
+    first = one()
+    warmup = [one() for _ in range(int(job.get("warmup", 0)))]
+    n_windows = max(1, int(duration / width + 0.5))
+    keep = max(1, SUSTAINED_KEEP // n_windows)
+    windows, current = [], []
+    start = ns()
+    edge = start + int(width * 1e9)
+    while True:
+        current.append(one())
+        now = ns()
+        if now < edge:
+            continue
+        step = max(1, -(-len(current) // keep))  # ceil: at most `keep` kept
+        windows.append(
+            {"t_s": (now - start) / 1e9, "n": len(current), "stride": step,
+             "invoke_us": current[::step], **sysfs.sample()}
+        )  # fmt: skip
+        current = []
+        if len(windows) >= n_windows:
+            break
+        edge += int(width * 1e9) * max(1, -(-(now - edge) // int(width * 1e9)))
+    return {
+        "first_us": first,
+        "warmup_us": warmup,
+        "invoke_us": [x for w in windows for x in w["invoke_us"]],
+        "e2e_us": [],
+        "sustained": {
+            "duration_s": duration,
+            "window_s": width,
+            "windows": windows,
+            "missing": sysfs.missing,
+            "cores": len(sysfs.freq_files),
+            "zones": len(sysfs.temp_files),
+        },
+    }
 
 
 # ----------------------------------------------------------------------------- load

@@ -176,6 +176,12 @@ def _android_options(command):
     "interpreter instances at once for a fixed window (--min-secs, else 1 s a round).",
 )
 @click.option(
+    "--sustained",
+    metavar="DURATION",
+    help="Run each cell back to back this long (e.g. 5m; at least 10s): 1 s latency "
+    "windows with CPU frequencies and the hottest thermal zone, throttling onset.",
+)
+@click.option(
     "--runs",
     type=click.IntRange(min=1),
     default=100,
@@ -257,6 +263,7 @@ def run(
     threads,
     batches,
     concurrency,
+    sustained,
     runs,
     min_secs,
     warmup,
@@ -298,6 +305,9 @@ def run(
             "give a MODEL (a convert output directory or a .tflite) or --resume RUN_ID"
         )
     else:
+        sustained_s = _sustained(sustained, concurrency) if sustained else None
+        if sustained_s:  # one long round; the device's watchdog must allow it
+            rounds, cell_timeout = 1, max(cell_timeout, sustained_s + 120.0)
         spec = RunSpec(
             model=models[0],
             more_models=tuple(models[1:]),
@@ -310,6 +320,7 @@ def run(
             batches=parse_batches(batches),
             concurrency=parse_concurrency(concurrency) if concurrency else (1,),
             load=concurrency is not None,
+            sustained_s=sustained_s,
             timing=TimingConfig(
                 runs=runs,
                 min_secs=min_secs,
@@ -376,6 +387,21 @@ def _precision(precision: str | None, max_time: str | None) -> dict:
     if not 1 <= seconds <= 7 * 86400:
         raise HarnessError(f"--max-time {max_time!r} must be from 1s to 7 days")
     return {"precision": target, "max_time_s": seconds}
+
+
+def _sustained(text: str, concurrency: str | None) -> float:
+    """--sustained as seconds, at least MIN_SUSTAINED_S (one line, exit 2 otherwise)."""
+    from harness.measure.sustained import MIN_SUSTAINED_S
+
+    seconds = _seconds(text)
+    if not seconds >= MIN_SUSTAINED_S or seconds > 86400:
+        raise HarnessError(
+            f"--sustained {text!r} must be from {MIN_SUSTAINED_S:g}s to 24h "
+            "(shorter runs say nothing about heat)"
+        )
+    if concurrency:
+        raise HarnessError("--sustained runs one instance per cell: drop --concurrency")
+    return seconds
 
 
 def _seconds(text: str) -> float:

@@ -39,6 +39,7 @@ class RunSpec:
     batches: tuple[int, ...] = (1,)
     concurrency: tuple[int, ...] = (1,)
     load: bool = False  # --concurrency given: every cell is timed as a load window
+    sustained_s: float | None = None  # --sustained: each cell runs back to back this long
     timing: TimingConfig = field(default_factory=TimingConfig)
     eval_path: Path | None = None
     runner_options: dict = field(default_factory=dict)  # benchmark_model (Android) options
@@ -72,6 +73,7 @@ class RunSpec:
             batches=tuple(d.get("batches") or (1,)),  # runs stored before --batch: 1
             concurrency=tuple(d.get("concurrency") or (1,)),
             load=bool(d.get("load")),
+            sustained_s=d.get("sustained_s"),
             timing=TimingConfig(**d["timing"]),
             eval_path=Path(d["eval_path"]) if d.get("eval_path") else None,
             runner_options=d.get("runner_options") or {},
@@ -191,6 +193,7 @@ def run_sweep(
             batch=c.batch,
             concurrency=c.concurrency,
             load=spec.load,
+            sustained_s=spec.sustained_s,
         )
         cell_of[jc.id] = c
         job.append(jc)

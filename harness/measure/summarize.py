@@ -10,6 +10,7 @@ from harness.cells import Cell, CellRecord, LatencyStats
 from harness.measure.accuracy import output_drift
 from harness.measure.metrics import MetricSpec, compute_metrics, default_metrics
 from harness.measure.stats import aggregate_stats, latency_stats
+from harness.measure.sustained import window_series
 
 STATUSES = ("ok", "unsupported", "failed")
 
@@ -74,6 +75,13 @@ def summarize(
     }
     if status == "ok":
         extra |= _load(raw.get("load"))
+        if raw.get("sustained") is not None:  # windows reduced to figures (raw: samples)
+            series = window_series(raw["sustained"])
+            if series is None:
+                status, reason = "failed", "malformed sustained windows from the device"
+                latency = None
+            else:
+                extra["sustained"] = series
     return CellRecord(
         cell=cell,
         status=status,

@@ -11,6 +11,7 @@ from harness.convert.pipeline import ConvertResult
 from harness.measure.metrics import record_primary
 from harness.measure.rounds import precision, round_summaries
 from harness.report.document import pareto_flags
+from harness.report.sustained_view import sustained_line
 
 
 def console() -> Console:
@@ -138,6 +139,9 @@ def render_run(run_id: str, records: list[CellRecord], out: Console | None = Non
         for line in lines:
             table.add_row(*(line[c] for c in cols))
         out.print(table)
+        for r in rows:  # --sustained: the onset and steady state, one line per cell
+            if r.status == "ok" and (line := sustained_line(r)):
+                out.print(line, markup=False)
         for (status, reason), cells in notes.items():
             out.print(
                 f"{status} ({len(cells)}: {', '.join(cells[:4])}"

@@ -16,6 +16,7 @@ from harness.report.environment import display_status, environment_section, warn
 from harness.report.load_view import load_section
 from harness.report.page import page
 from harness.report.recommend import Pick, format_latency, format_us
+from harness.report.sustained_view import sustained_section
 from harness.report.svg import BreakdownRow, ScatterPoint, breakdown_chart, esc, scatter_chart
 from harness.store.store import RunInfo
 
@@ -121,6 +122,7 @@ def _device_section(i: int, device: str, rows, pareto, pick: Pick | None) -> str
         f"<figure>{_breakdown(i, device, rows)}</figure>",
         _cell_table(i, rows, pareto),
         load_section(rows),
+        sustained_section(rows),
         _profile_section(i, rows),
         _coverage_section(i, rows),
         environment_section(rows),

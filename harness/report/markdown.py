@@ -6,6 +6,7 @@ from harness.cells import CellRecord
 from harness.report.document import pareto_flags
 from harness.report.environment import display_status
 from harness.report.recommend import format_us
+from harness.report.sustained_view import sustained_line
 
 
 def run_markdown(run_id: str, records: list[CellRecord]) -> str:
@@ -51,6 +52,8 @@ def run_markdown(run_id: str, records: list[CellRecord]) -> str:
                 + " |"
             )
         out += ["", "★ Pareto-optimal (latency vs accuracy)", ""]
+        lines = [sustained_line(r) for r in rows if r.status == "ok"]
+        out += [f"- {_cell(line)}" for line in lines if line] + ([""] if any(lines) else [])
     return "\n".join(out)
 
 

@@ -32,6 +32,7 @@ MAX_RESTARTS = 2
 MAX_ROUNDS = 200  # with --precision: a cell never takes more rounds than this
 PRECISION_ALPHA = 0.05  # --precision is the half-width of the 95 % interval
 OUTPUTS_DIR = "outputs"
+SUSTAINED_WINDOW_S = 1.0  # --sustained: latency medians, frequencies and heat per second
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class JobCell:
     batch: int = 1  # samples per invoke: the first input's batch dimension resized
     concurrency: int = 1  # interpreter instances serving requests at once
     load: bool = False  # timed as a load: all instances busy for a fixed window
+    sustained_s: float | None = None  # run back to back this long, in 1 s windows
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,9 @@ def pool_loads(loads: list[dict]) -> dict:
     pooled = {k: sum(float(w.get(k) or 0) for w in loads) for k in keys}
     pooled["instances"] = loads[-1].get("instances")
     pooled["windows"] = len(loads)
+    lanes = [w.get("per_instance") or [] for w in loads]
+    if all(len(x) == len(lanes[0]) for x in lanes):  # requests each instance served
+        pooled["per_instance"] = [sum(x) for x in zip(*lanes, strict=True)]
     return pooled
 
 
@@ -309,6 +314,7 @@ def _one_runner(
             "batch": c.batch,
             "concurrency": c.concurrency,
             "load": c.load,
+            "sustained_s": c.sustained_s,
         }
         for c in cells
     ]
@@ -323,6 +329,7 @@ def _one_runner(
         "outputs_dir": OUTPUTS_DIR,
         "cell_timeout_s": timing.cell_timeout_s,
         "load_window_s": timing.min_secs or timing.load_window_s,
+        "window_s": SUSTAINED_WINDOW_S,
     }
     job_path = device.write_text(f"job-{tag}.json", json.dumps(job))
     env = None

@@ -122,6 +122,8 @@ def main(argv: list[str]) -> int:
         err(f"ERROR: Could not open '{flags.get('graph')}'.")
         return 1
     inputs = _check_inputs(flags)  # may abort, as the tool does
+    if inputs:
+        _check_model_inputs(flags["graph"], inputs)  # every pass, timed ones too
     if flags.get("use_gpu") == "true":
         delegate = "gpu"
     elif flags.get("use_nnapi") == "true":
@@ -212,17 +214,36 @@ def _check_inputs(flags: dict) -> list[tuple[str, list[int], str | None]]:
     ]
 
 
+def _check_model_inputs(graph: str, inputs: list) -> None:
+    """benchmark_tflite_model.cc Init: with --input_layer given, it must list every input
+    of the model (TFLITE_TOOLS_CHECK_EQ: abort); ResizeInputTensors then resizes each
+    input, matched by position, to its --input_layer_shape item, on every invocation
+    (timed or not), and AllocateTensors fails on a shape the graph cannot take."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=graph)
+    details = interp.get_input_details()
+    if len(inputs) != len(details):
+        _fatal(
+            f"Check failed: Inputs mismatch: Model inputs #:{len(inputs)} expected: {len(details)}"
+        )
+    try:
+        for (_, shape, _), d in zip(inputs, details, strict=True):
+            interp.resize_tensor_input(d["index"], shape)
+        interp.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        err(f"ERROR: {exc}")
+        err("ERROR: Failed to allocate tensors!")
+        err("ERROR: Benchmarking failed.")
+        sys.exit(1)
+
+
 def _write_outputs(flags: dict, inputs: list) -> None:
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=flags["graph"])
     details = interp.get_input_details()
-    # benchmark_tflite_model.cc Init: --input_layer must list every input of the model.
-    if inputs and len(inputs) != len(details):
-        _fatal(
-            f"Check failed: Inputs mismatch: Model inputs #:{len(inputs)} expected: {len(details)}"
-        )
     for (_, shape, _), d in zip(inputs, details, strict=False):
         interp.resize_tensor_input(d["index"], shape)
     interp.allocate_tensors()

@@ -350,3 +350,51 @@ def test_standin_enforces_the_real_tools_rules(phone, tmp_path):
     assert "Peak memory footprint (MB): init" not in mem.stderr
     prof = run(f"--graph={model}", "--enable_op_profiling=true").stderr
     assert "\tDelegate/Convolution (NHWC, F32) IGEMM:0" in prof
+
+
+def test_batch_on_android_resizes_every_timed_pass(phone, variants, store_url):
+    """--batch 8 reaches benchmark_model as --input_layer/--input_layer_shape on the timed
+    and memory passes (the stand-in checks them against the model, as the tool's Init
+    does); per-sample latency and throughput come from the tool's mean; a concurrency
+    cell is an unsupported row saying Android concurrency is not implemented."""
+    proc = harness(
+        "run",
+        str(variants.manifest_path.parent),
+        "--device",
+        phone["serial"],
+        "--variants",
+        "fp32",
+        "--delegates",
+        "xnnpack",
+        "--batch",
+        "1,8",
+        "--runs",
+        "4",
+        "--rounds",
+        "2",
+        "--store",
+        store_url,
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    cells = {c["batch"]: c for c in json.loads(proc.stdout)["cells"]}
+    assert all(c["status"] == "ok" for c in cells.values()), cells
+    mean = cells[8]["latency_us"]["mean"]
+    assert cells[8]["per_sample_us"] == pytest.approx(mean / 8)
+    assert cells[8]["throughput_sps"] == pytest.approx(8e6 / mean)
+    calls = _calls(phone["root"])
+    calls = [c for c in calls if any(a.startswith("--num_runs=") for a in c["argv"])]
+    shaped = [c for c in calls if "--input_layer_shape=8,8,8,1" in c["argv"]]
+    assert len(shaped) == 2 + 1  # two timed rounds and the memory pass
+    assert all("--input_layer=serving_default_image:0" in c["argv"] for c in shaped)
+    unshaped = [a for c in calls if c not in shaped for a in c["argv"]]
+    assert not any(a.startswith("--input_layer") for a in unshaped)  # batch 1: as before
+
+    load = harness(
+        "run", str(variants.manifest_path.parent), "--device", phone["serial"], "--variants",
+        "fp32", "--delegates", "xnnpack", "--concurrency", "2", "--runs", "2", "--rounds", "1",
+        "--store", store_url, "--json",
+    )  # fmt: skip
+    assert load.returncode == 0, load.stderr
+    [row] = json.loads(load.stdout)["cells"]
+    assert row["status"] == "unsupported" and "not implemented" in row["reason"]

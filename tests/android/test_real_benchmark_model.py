@@ -192,3 +192,25 @@ def test_real_help_unconsumed_and_fatal_as_the_runner_reads_them(tools, static_m
     )
     assert fed.returncode == 0, fed.stderr[-400:]
     assert out.stat().st_size == 10 * 4  # one float32 row of 10 classes
+
+
+def test_real_tool_times_a_batch_through_input_layer_shape(tools, device, variants, store_url):
+    """The real TF 2.21 binary resizes the dynamic-batch digits CNN to 8 samples per
+    invoke from --input_layer_shape: both batches ok; the batch of 8 costs more per
+    request and the per-sample figure is its mean over 8."""
+    _register(CPU_BUILD)
+    proc = harness(
+        "run", str(variants.manifest_path.parent), "--device", device, "--variants", "fp32",
+        "--delegates", "xnnpack", "--batch", "1,8", "--runs", "200", "--rounds", "2",
+        "--affinity", "all", "--store", store_url, "--json", timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    cells = {c["batch"]: c for c in json.loads(proc.stdout)["cells"]}
+    assert all(c["status"] == "ok" for c in cells.values()), cells
+    one, eight = cells[1]["latency_us"], cells[8]["latency_us"]
+    assert eight["n"] == one["n"] == 200
+    # 8 samples are more work than 1 (the tool really resized), judged by the minimum,
+    # the figure least moved by a busy host
+    assert eight["min"] > one["min"]
+    assert cells[8]["per_sample_us"] == pytest.approx(eight["mean"] / 8)
+    print(f"REAL batch: mean b1 {one['mean']:.1f} us, b8 {eight['mean']:.1f} us")

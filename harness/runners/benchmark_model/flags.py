@@ -160,6 +160,34 @@ def cell_flags(
     ]
 
 
+def batch_flags(inputs: tuple, batch: int) -> list[str]:
+    """--input_layer/--input_layer_shape resizing every input's dynamic batch to `batch`
+    (other dynamic dimensions to 1, as the Python runner does); [] at batch 1.
+
+    benchmark_tflite_model.cc: with --input_layer given, Init checks that it names as
+    many inputs as the model has ("Inputs mismatch"), and ResizeInputTensors resizes
+    each to its --input_layer_shape item, matched by position; PopulateInputLayerInfo
+    splits the names on ',' and the shapes on ':'."""
+    if batch == 1:
+        return []
+    for spec in inputs:
+        if "," in spec.name:
+            raise HarnessError(
+                f"input {spec.name!r} has a ',' in its name: benchmark_model's "
+                f"--input_layer cannot name it, so it cannot be resized to batch {batch}"
+            )
+    shapes = []
+    for spec in inputs:
+        dims = tuple(spec.shape_signature) or tuple(spec.shape)
+        shapes.append(
+            tuple(batch if k == 0 and d == -1 else 1 if d == -1 else d for k, d in enumerate(dims))
+        )
+    return [
+        "--input_layer=" + ",".join(spec.name for spec in inputs),
+        "--input_layer_shape=" + ":".join(_shape(sh) for sh in shapes),
+    ]
+
+
 def memory_flags(graph: str, delegate: str, threads: int, options: BenchmarkOptions) -> list[str]:
     """The separate peak-memory pass: never the source of a cell's latency figures."""
     return [

@@ -187,6 +187,18 @@ class Session:
             timing.warmup,
             self.options,
         )
+        try:  # the batch rides on every pass that times or measures (never the eval pass)
+            resize = self._batch_flags(cell)
+        except HarnessError as exc:
+            return {"status": "unsupported", "reason": str(exc), "env": env}
+        if cell.concurrency != 1 or cell.sustained_s:
+            what = "--sustained" if cell.sustained_s else "concurrency"
+            return {
+                "status": "unsupported",
+                "reason": f"{what} on Android (benchmark_model) is not implemented yet; "
+                "run it on a Linux board or the host",
+                "env": env,
+            }
         if timed is None:
             return {
                 "status": "unsupported",
@@ -206,16 +218,18 @@ class Session:
         raw: dict = {"status": "ok", "env": env, "affinity": self.affinity}
         limit = timing.cell_timeout_s or timing.timeout_s
         if cell.timing:
-            text, code = self.invoke(timed, limit)
+            text, code = self.invoke(timed + resize, limit)
             raw |= timed_result(parse_output(text), code, cell.delegate, text)
             if raw["status"] == "ok" and final:
                 text, code = self.invoke(
-                    F.memory_flags(graph, cell.delegate, cell.threads, self.options), limit
+                    F.memory_flags(graph, cell.delegate, cell.threads, self.options) + resize,
+                    limit,
                 )
                 raw |= memory_result(parse_output(text), code, text, raw.get("memory_mb"))
             if raw["status"] == "ok" and self.options.op_profile and final:
                 text, _ = self.invoke(
-                    F.profile_flags(graph, cell.delegate, cell.threads, self.options), limit
+                    F.profile_flags(graph, cell.delegate, cell.threads, self.options) + resize,
+                    limit,
                 )
                 raw["op_profile"] = profile_summary(parse_output(text))
         if raw["status"] == "ok" and eval_x is not None:
@@ -230,6 +244,13 @@ class Session:
         env["after"] = self.last
         raw["hazards"] = noise_hazards(self.props, self.first, self.last)
         return raw
+
+    def _batch_flags(self, cell: JobCell) -> list[str]:
+        """The resize flags of a batch cell ([] at batch 1); HarnessError: it cannot be."""
+        if cell.batch == 1:
+            return []
+        info = inspect_tflite(Path(cell.model_file).read_bytes(), label=str(cell.model_file))
+        return F.batch_flags(info.inputs, cell.batch)
 
     def invoke(self, flags: list[str], timeout: float) -> tuple[str, int]:
         """Run the binary (pinned when a mask was chosen); its stdout+stderr and exit code."""

@@ -127,7 +127,16 @@ def run_cells(
                     (litert if ours else tflite).cool_down()
                 started = True
                 try:
-                    if ours:
+                    if ours and (cell.batch != 1 or cell.concurrency != 1):
+                        # LiteRT's CompiledModel benchmark takes no input shapes
+                        raw = {
+                            "status": "unsupported",
+                            "reason": f"{cell.delegate} cells run at batch 1 and concurrency "
+                            "1 only (harness passes no input shapes to LiteRT's CompiledModel "
+                            "benchmark)",
+                            "env": litert.env,
+                        }
+                    elif ours:
                         raw = litert.run_cell(cell, timing.per_round(r), final, bool(eval_file))
                     else:
                         x = eval_x if final else None
