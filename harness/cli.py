@@ -140,6 +140,17 @@ def _android_options(command):
             help="Android: eval samples run on the device per cell.",
         ),
         click.option(
+            "--energy",
+            is_flag=True,
+            help="Android: sample the battery (~10 Hz) during each timed pass for mJ per "
+            "inference above idle (the whole device's draw).",
+        ),
+        click.option(
+            "--unplug",
+            is_flag=True,
+            help="Android: `dumpsys battery unplug` for the run (reset afterwards).",
+        ),
+        click.option(
             "--cooldown",
             "cooldown_s",
             type=click.FloatRange(min=0),

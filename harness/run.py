@@ -170,12 +170,13 @@ def run_sweep(
     references = _stored_references(store, run_id, cells, done) if data else {}
 
     job, cell_of, refused = [], {}, []
+    no_energy = _energy_refusal(device, spec)
     ref_of = _reference_jobs(spec, cells, done, references) if data else {}
     job += ref_of.values()
     for i, c in enumerate(todo):
         v = by_name[(c.model, c.variant)]
         # a variant convert could not make, or a batch the model cannot take: a row
-        reason = v.unsupported or fixed_batch_reason(v, c.batch)
+        reason = v.unsupported or fixed_batch_reason(v, c.batch) or no_energy
         if reason:
             refused.append(CellRecord(c, "unsupported", reason, v.info.sha256, v.info.size_bytes))
             continue
@@ -244,6 +245,29 @@ def run_sweep(
     _record_snapshot(store, run_id, device, "after")
     store.finish_run(run_id, "complete")
     return run_id
+
+
+def _energy_refusal(device: Device, spec: RunSpec) -> str | None:
+    """Why --energy cannot be measured on this device (every cell an unsupported row), or
+    None. Energy is read from an Android battery by the benchmark_model runner; a Linux
+    board without a battery says so, one with a battery that the Python runner does
+    not sample it yet."""
+    if not spec.runner_options.get("energy"):
+        return None
+    if getattr(device, "device_class", "linux") != "linux":
+        return None
+    from harness.runners.benchmark_model.energy import battery_status
+
+    try:
+        has_battery = battery_status(device) is not None
+    except (DeviceError, OSError):
+        has_battery = False
+    if not has_battery:
+        return (
+            "--energy: this Linux board has no battery (power_supply/battery/current_now "
+            "and voltage_now): energy per inference needs one"
+        )
+    return "--energy on Linux boards (the Python runner) is not implemented yet: Android only"
 
 
 def _record_snapshot(store: Store, run_id: str, device: Device, phase: str) -> None:

@@ -70,6 +70,7 @@ def summarize(
             "op_profile",
             "eval_invocations",
             "accuracy_error",  # the accuracy pass failed; the timing above stands
+            "energy",  # --energy: mJ per inference and what it rests on (measure.energy)
         )
         if raw.get(k) is not None
     }

@@ -84,6 +84,8 @@ def _caption(rows: list[CellRecord]) -> str:
     ]
     if any(r.latency and r.latency.median is None for r in rows if r.status == "ok"):
         parts.append("ᵃ aggregate-only (benchmark_model): the mean, no p90")
+    if any(isinstance(e := r.extra.get("energy"), dict) and not e.get("meaningful") for r in rows):
+        parts.append("ⁿ energy not meaningful (charging, or no more than idle)")
     if any(r.extra.get("fully_accelerated") is False for r in rows if r.status == "ok"):
         parts.append("† not fully delegated (ran partly or wholly on CPU)")
     return "; ".join(parts)
@@ -110,7 +112,9 @@ def render_run(run_id: str, records: list[CellRecord], out: Console | None = Non
         swept = {"batch", "/sample"} if any(r.cell.batch != 1 for r in rows) else set()
         if any(r.cell.concurrency != 1 or r.extra.get("load") for r in rows):
             swept |= {"conc", "p99"}
-        if swept:
+        if any(isinstance(r.extra.get("energy"), dict) for r in rows):
+            swept.add("mJ/inf")
+        if swept - {"mJ/inf"}:
             swept.add("samp/s")
         # the sweep's figures take the place of the single-request details (80 columns)
         hidden = {"e2e", "init", "drift", "p90"} if swept else set()
@@ -162,6 +166,7 @@ _COLUMNS = (
     "p99",
     "/sample",
     "samp/s",
+    "mJ/inf",
     "e2e",
     "init",
     "acc",
@@ -170,7 +175,7 @@ _COLUMNS = (
 )
 _ALWAYS = ("variant", "deleg", "thr", "median", "size")
 # shown only when the run swept batch or concurrency (--batch, --concurrency)
-_SWEPT = ("batch", "conc", "p99", "/sample", "samp/s")
+_SWEPT = ("batch", "conc", "p99", "/sample", "samp/s", "mJ/inf")
 
 
 def _row(r: CellRecord, on_front: bool) -> dict[str, str]:
@@ -195,6 +200,7 @@ def _row(r: CellRecord, on_front: bool) -> dict[str, str]:
         "p99": _us(lat.p99 if lat else None),
         "/sample": _us(r.per_sample_us),
         "samp/s": _rate(r.throughput_sps),
+        "mJ/inf": _energy(r.extra.get("energy")),
         "e2e": _us(r.end_to_end.median if r.end_to_end else None),
         "init": _ms(r.init_us),
         "acc": "-" if r.accuracy is None else _figure(r.accuracy),
@@ -223,6 +229,13 @@ def _figure(v: float) -> str:
 def _sort_key(r: CellRecord):
     order = {"ok": 0, "unsupported": 1, "failed": 2}
     return (order.get(r.status, 3), r.latency.center if r.latency else 0.0)
+
+
+def _energy(e) -> str:
+    """mJ per inference; marked ⁿ when not meaningful (charging, below resolution)."""
+    if not isinstance(e, dict) or e.get("mj_per_inference") is None:
+        return "-"
+    return f"{e['mj_per_inference']:.3g}" + ("" if e.get("meaningful") else "ⁿ")
 
 
 def _rate(v: float | None) -> str:

@@ -63,6 +63,9 @@ def cell_document(r: CellRecord, on_front: bool) -> dict:
         # its window with every instance busy; else batch over the median)
         "per_sample_us": r.per_sample_us,
         "throughput_sps": r.throughput_sps,
+        # --energy (Android): mJ per inference above idle, the whole device; `meaningful`
+        # false on a charging device (see harness.measure.energy)
+        "energy": r.extra.get("energy"),
         "peak_rss_mb": round(r.peak_rss_kb / 1024, 3) if r.peak_rss_kb else None,
         "accuracy": r.accuracy,
         "metrics": list(r.metrics),  # chosen metrics, primary first (accuracy = its value)

@@ -10,6 +10,7 @@ outputs, and computes eval outputs with a real TFLite runtime).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -398,3 +399,64 @@ def test_batch_on_android_resizes_every_timed_pass(phone, variants, store_url):
     assert load.returncode == 0, load.stderr
     [row] = json.loads(load.stdout)["cells"]
     assert row["status"] == "unsupported" and "not implemented" in row["reason"]
+
+
+def _battery(sysfs: Path, status: str, current_ua: int, voltage_uv: int = 4_000_000) -> None:
+    bat = sysfs / "class/power_supply/battery"
+    (bat / "status").write_text(status + "\n")
+    (bat / "voltage_now").write_text(f"{voltage_uv}\n")
+    # written whole then renamed: the sampler never reads a half-written number
+    tmp = bat / "current_now.tmp"
+    tmp.write_text(f"{current_ua}\n")
+    tmp.replace(bat / "current_now")
+
+
+def test_energy_on_android_from_the_fake_battery(phone, variants, store_url, monkeypatch):
+    """--energy through the stand-in: the device samples the daemon's fake battery at
+    ~10 Hz, idle first (0.5 W) then during the timed pass, which this test raises to 2 W
+    once the busy sample file appears; the cell gets mJ per inference above idle. A
+    charging battery keeps the figure but marks it meaningless. --unplug on a device
+    without dumpsys is one line, exit 2."""
+    import threading
+    import time
+
+    sysfs = Path(os.environ["HARNESS_SYSFS"])
+    _battery(sysfs, "Discharging", 125_000)  # 0.5 W idle
+    stop = threading.Event()
+
+    def raise_load_when_busy() -> None:
+        while not stop.is_set():
+            busy = list(phone["root"].rglob("energy-busy-*.txt"))
+            _battery(sysfs, "Discharging", 500_000 if busy else 125_000)  # 2 W when busy
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=raise_load_when_busy, daemon=True)
+    watcher.start()
+    args = ["run", str(variants.manifest_path.parent), "--device", phone["serial"],
+            "--variants", "int8", "--delegates", "xnnpack", "--runs", "400", "--min-secs",
+            "1", "--rounds", "1", "--energy", "--store", store_url, "--json"]  # fmt: skip
+    try:
+        proc = harness(*args)
+    finally:
+        stop.set()
+        watcher.join()
+    assert proc.returncode == 0, proc.stderr
+    [cell] = json.loads(proc.stdout)["cells"]
+    e = cell["energy"]
+    assert cell["status"] == "ok" and e["battery_status"] == "Discharging"
+    assert e["idle_w"] == pytest.approx(0.5, rel=0.05)
+    assert 1.0 < e["busy_w"] <= 2.0  # 2 W once the watcher saw the pass start
+    assert 4 <= e["rate_hz"] <= 11 and e["samples"] >= 3  # about 10 Hz, as sampled
+    assert e["inferences"] > 0 and e["mj_per_inference"] > 0 and e["meaningful"]
+    assert e["mj_per_inference"] == pytest.approx(e["joules_net"] / e["inferences"] * 1e3)
+
+    _battery(sysfs, "Charging", 125_000)
+    charging = harness(*args)
+    assert charging.returncode == 0, charging.stderr
+    [cell] = json.loads(charging.stdout)["cells"]
+    assert cell["energy"]["meaningful"] is False and "Charging" in cell["energy"]["note"]
+
+    refused = harness(*args[:-1], "--unplug")  # the daemon's shell has no dumpsys
+    assert refused.returncode == 2 and refused.stdout == ""
+    [line] = [ln for ln in refused.stderr.splitlines() if ln.strip()]
+    assert line.startswith("harness: error: --unplug:") and "dumpsys battery unplug" in line

@@ -76,6 +76,8 @@ class BenchmarkOptions:
     cooldown_s: float = 0.0
     thermal_wait_s: float = 60.0
     max_secs: float = MAX_SECS_DEFAULT
+    energy: bool = False  # sample the battery around each timed pass: mJ per inference
+    unplug: bool = False  # `dumpsys battery unplug` for the run (reset afterwards)
 
     def __post_init__(self) -> None:
         parse_affinity(self.affinity)

@@ -42,6 +42,8 @@ from harness.convert.tflite_info import TensorSpec, inspect_tflite
 from harness.devices.base import Device
 from harness.devices.snapshot import snapshot
 from harness.errors import DeviceError, HarnessError
+from harness.measure.energy import pool_energy
+from harness.runners.benchmark_model import energy
 from harness.runners.benchmark_model import flags as F
 from harness.runners.benchmark_model.parse import (
     LITERT_COMPILED_MODEL,
@@ -101,6 +103,20 @@ def run_cells(
             yield cell, {"status": "failed", "reason": session.error, "env": session.env}
         return
     eval_x = load_eval_x(eval_file, options.eval_limit) if eval_file else None
+    with energy.unplugged(device, options.unplug):  # reset however the sweep ends
+        yield from _rounds(session, cells, timing, eval_x, done_rounds, on_round, options)
+
+
+def _rounds(
+    session: Session,
+    cells: list[JobCell],
+    timing: TimingConfig,
+    eval_x: np.ndarray | None,
+    done_rounds: dict[str, list[dict]] | None,
+    on_round: RoundHook | None,
+    options: F.BenchmarkOptions,
+) -> Iterator[tuple[JobCell, dict]]:
+    """The interleaved rounds of run_cells (module doc)."""
     book = RoundBook(cells, timing, done_rounds, on_round)
     started = False
     for r in range(book.limit):
@@ -218,8 +234,13 @@ class Session:
         raw: dict = {"status": "ok", "env": env, "affinity": self.affinity}
         limit = timing.cell_timeout_s or timing.timeout_s
         if cell.timing:
-            text, code = self.invoke(timed + resize, limit)
+            try:
+                text, code, power = self.timed_pass(timed + resize, limit, cell)
+            except _NoBattery:
+                return {"status": "unsupported", "reason": NO_BATTERY, "env": env}
             raw |= timed_result(parse_output(text), code, cell.delegate, text)
+            if power is not None and raw["status"] == "ok":
+                raw["energy"] = power.to_dict()
             if raw["status"] == "ok" and final:
                 text, code = self.invoke(
                     F.memory_flags(graph, cell.delegate, cell.threads, self.options) + resize,
@@ -254,11 +275,35 @@ class Session:
 
     def invoke(self, flags: list[str], timeout: float) -> tuple[str, int]:
         """Run the binary (pinned when a mask was chosen); its stdout+stderr and exit code."""
+        result = self.device.run_in_workdir(self._argv(flags), timeout)
+        return result.stdout + "\n" + result.stderr, result.exit_code
+
+    def _argv(self, flags: list[str]) -> list[str]:
         argv = [f"./{self.remote}", *flags]
         if self.affinity.get("mask"):
             argv = ["taskset", self.affinity["mask"], *argv]
-        result = self.device.run_in_workdir(argv, timeout)
-        return result.stdout + "\n" + result.stderr, result.exit_code
+        return argv
+
+    def timed_pass(self, flags: list[str], timeout: float, cell: JobCell):
+        """(text, exit code, EnergyFigure or None): the timed pass, under the battery
+        sampler after an idle baseline when --energy is on."""
+        if not self.options.energy:
+            return (*self.invoke(flags, timeout), None)
+        status = energy.battery_status(self.device)
+        if status is None:  # checked per cell: cheap, and the row says why
+            raise _NoBattery()
+
+        def run(argv):
+            result = self.device.run_in_workdir(argv, timeout + energy.IDLE_S)
+            return result.stdout + "\n" + result.stderr, result.exit_code
+
+        def inferences(res) -> int:
+            parsed = parse_output(res[0])
+            return sum(s.count for s in (parsed.warmup, parsed.steady) if s is not None)
+
+        tag = f"{cell.model_sha256[:12]}-{cell.id}"
+        res, power = energy.measure(self.device, run, self._argv(flags), inferences, status, tag)
+        return (*res, power)
 
     def evaluate(
         self, cell: JobCell, graph: str, x: np.ndarray, timeout: float
@@ -325,6 +370,16 @@ class Session:
 
 class EvalError(Exception):
     """The accuracy pass could not produce outputs."""
+
+
+class _NoBattery(Exception):
+    """--energy on a device without battery current and voltage to read."""
+
+
+NO_BATTERY = (
+    "--energy: this device has no power_supply/battery/current_now and voltage_now to "
+    "read (energy is measured from the battery)"
+)
 
 
 # -- pure helpers ---------------------------------------------------------------------
@@ -486,6 +541,9 @@ def pool_rounds(raws: list[dict]) -> dict:
         "std_note": STD_NOTE + "; the pooled std is computed from those",
     }
     merged["rounds"] = len(raws)
+    powers = [r["energy"] for r in raws if isinstance(r.get("energy"), dict)]
+    if powers:  # every round's energy and inferences summed, then divided
+        merged["energy"] = pool_energy(powers)
     env = dict(raws[-1].get("env") or {})
     if "before" in (raws[0].get("env") or {}):
         env["before"] = raws[0]["env"]["before"]  # the first round's, as for one pass
