@@ -35,11 +35,6 @@ class RunSpec:
     variants: tuple[str, ...] | None = None
     delegates: tuple[str, ...] = ("cpu", "xnnpack")
     threads: tuple[int, ...] = (1,)
-    # samples per invoke (the input's batch dimension resized) and instances at once
-    batches: tuple[int, ...] = (1,)
-    concurrency: tuple[int, ...] = (1,)
-    load: bool = False  # --concurrency given: every cell is timed as a load window
-    sustained_s: float | None = None  # --sustained: each cell runs back to back this long
     timing: TimingConfig = field(default_factory=TimingConfig)
     eval_path: Path | None = None
     runner_options: dict = field(default_factory=dict)  # benchmark_model (Android) options
@@ -49,6 +44,12 @@ class RunSpec:
     metrics: tuple[str, ...] = ()
     # --preprocess: how an image directory given as --eval becomes x (None: an .npz)
     preprocess: Recipe | None = None
+    # (new fields go last: callers build a RunSpec positionally)
+    # samples per invoke (the input's batch dimension resized) and instances at once
+    batches: tuple[int, ...] = (1,)
+    concurrency: tuple[int, ...] = (1,)
+    load: bool = False  # --concurrency given: every cell is timed as a load window
+    sustained_s: float | None = None  # --sustained: each cell runs back to back this long
 
     @property
     def models(self) -> tuple[Path, ...]:
