@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import shlex
 
+# The timing flags are BenchmarkModel's, shared by both tools (see the docstring).
+from harness.runners.benchmark_model.flags import timing_flags
+
 LITERT_DELEGATES = ("gpu", "gpu-f32", "npu")
 MAX_SECS_DEFAULT = 150.0
 # harness --gpu-backend -> the binary's --gpu_backend (only these two change its backend;
@@ -66,17 +69,6 @@ def delegate_flags(
     ]
 
 
-def timing_flags(runs: int, min_secs: float | None, warmup: int, max_secs: float) -> list[str]:
-    """Exactly `runs` timed runs (at least `min_secs` when given) after `warmup` runs."""
-    return [
-        f"--num_runs={int(runs)}",
-        f"--min_secs={_num(min_secs or 0)}",
-        f"--max_secs={_num(max(max_secs, min_secs or 0))}",
-        f"--warmup_runs={int(warmup)}",
-        "--warmup_min_secs=0",
-    ]
-
-
 def cell_flags(
     graph: str,
     delegate: str,
@@ -109,7 +101,3 @@ def npu_environment(npu_dir: str) -> list[str]:
 def shell_line(argv: list[str]) -> str:
     """argv as one device shell line, every word quoted (for messages and logs)."""
     return " ".join(shlex.quote(a) for a in argv)
-
-
-def _num(v: float) -> str:
-    return format(float(v), "g")
