@@ -403,12 +403,17 @@ def test_batch_on_android_resizes_every_timed_pass(phone, variants, store_url):
 
 def _battery(sysfs: Path, status: str, current_ua: int, voltage_uv: int = 4_000_000) -> None:
     bat = sysfs / "class/power_supply/battery"
-    (bat / "status").write_text(status + "\n")
-    (bat / "voltage_now").write_text(f"{voltage_uv}\n")
-    # written whole then renamed: the sampler never reads a half-written number
-    tmp = bat / "current_now.tmp"
-    tmp.write_text(f"{current_ua}\n")
-    tmp.replace(bat / "current_now")
+    # each file written whole then renamed: the test's watcher rewrites them every 10 ms,
+    # and the device's probe or sampler must never read one truncated (an empty status
+    # read as "unknown" failed CI once); a real sysfs attribute is never half-written
+    for name, value in (
+        ("status", status),
+        ("voltage_now", voltage_uv),
+        ("current_now", current_ua),
+    ):
+        tmp = bat / f"{name}.tmp"
+        tmp.write_text(f"{value}\n")
+        tmp.replace(bat / name)
 
 
 def test_energy_on_android_from_the_fake_battery(phone, variants, store_url, monkeypatch):
