@@ -114,3 +114,33 @@ def test_unplug_is_reset_even_when_the_run_fails():
     with refused, unplugged(refusing, True):
         pytest.fail("nothing runs on a device that refused")
     assert refusing.calls == [["dumpsys", "battery", "unplug"]]  # nothing to reset
+
+
+def test_energy_figures_reach_the_html_report_and_markdown():
+    """What the mJ rests on (idle and busy W, joules, rate, battery) is in both reports,
+    and a charging cell's figure is marked with its reason; a run without --energy has
+    no energy section at all."""
+    from report.builders import ok
+
+    from harness.report.energy_view import energy_rows
+    from harness.report.html import run_html
+    from harness.report.markdown import run_markdown
+    from harness.report.svg import esc
+
+    idle, busy = _series(0, 2, 10, 250_000), _series(10, 2, 10, 750_000)  # 1 W, 3 W
+    on_battery = energy_per_inference(idle, busy, 100, "Discharging").to_dict()
+    charging = energy_per_inference(idle, busy, 100, "Charging").to_dict()
+    records = [
+        ok("int8", "xnnpack", extra={"energy": on_battery}),
+        ok("fp32", "xnnpack", extra={"energy": charging}),
+    ]
+    rows = energy_rows(records)
+    assert rows[0][2:9] == ("40", "1.000", "3.000", "4", "100", "21 at 10.0 Hz", "Discharging")
+    assert rows[1][2] == "40 ⁿ" and "not on battery alone" in rows[1][9]  # the charging one
+    html, md = run_html("r", records), run_markdown("r", records)
+    assert "energy per inference" in html
+    assert all(f"<td>{esc(x)}</td>" in html for x in rows[0] + rows[1])
+    assert all(f"| {' | '.join(r)} |" in md for r in rows)
+    plain = [ok()]
+    assert "energy per inference" not in run_html("r", plain)
+    assert "mJ / inference" not in run_markdown("r", plain)

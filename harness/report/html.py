@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from harness.cells import CellRecord
 from harness.measure.metrics import record_primary
 from harness.report.document import pareto_flags
+from harness.report.energy_view import energy_section
 from harness.report.environment import display_status, environment_section, warnings
 from harness.report.load_view import load_section
 from harness.report.page import page
@@ -122,6 +123,7 @@ def _device_section(i: int, device: str, rows, pareto, pick: Pick | None) -> str
         f"<figure>{_breakdown(i, device, rows)}</figure>",
         _cell_table(i, rows, pareto),
         load_section(rows),
+        energy_section(rows),
         sustained_section(rows),
         _profile_section(i, rows),
         _coverage_section(i, rows),

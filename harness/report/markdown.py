@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness.cells import CellRecord
 from harness.report.document import pareto_flags
+from harness.report.energy_view import HEADINGS, energy_rows
 from harness.report.environment import display_status
 from harness.report.recommend import format_us
 from harness.report.sustained_view import sustained_line
@@ -52,6 +53,10 @@ def run_markdown(run_id: str, records: list[CellRecord]) -> str:
                 + " |"
             )
         out += ["", "★ Pareto-optimal (latency vs accuracy)", ""]
+        if energy := energy_rows(rows):  # --energy: what each mJ figure rests on
+            out += ["| " + " | ".join(HEADINGS) + " |", "|---|---|" + "--:|" * 6 + "---|---|"]
+            out += ["| " + " | ".join(_cell(x) for x in row) + " |" for row in energy]
+            out += ["", "energy: the whole device above its idle draw; ⁿ not meaningful", ""]
         lines = [sustained_line(r) for r in rows if r.status == "ok"]
         out += [f"- {_cell(line)}" for line in lines if line] + ([""] if any(lines) else [])
     return "\n".join(out)
