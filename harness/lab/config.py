@@ -15,6 +15,8 @@ are relative to the lab file's directory. The format (all keys but `models` opti
     devices = ["local", "127.0.0.1:5601", "emulator-5554", { avd = "Pixel_7_API_34" }]
     delegates = ["cpu", "xnnpack"]
     threads = [1, 4]
+    batch = [1, 8]                    # samples per invoke (default [1])
+    concurrency = [1, 4]              # instances serving at once: every cell a load window
     eval = "data/eval.npz"            # default eval data for every model
     lock_wait = 600                   # seconds to wait for another process holding a device
 
@@ -45,7 +47,7 @@ from harness.convert.pipeline import MANIFEST_NAME
 from harness.convert.sources import KERAS_SUFFIXES
 from harness.convert.variants import VARIANTS
 from harness.errors import HarnessError
-from harness.lab.plan import DELEGATES
+from harness.lab.plan import DELEGATES, MAX_CONCURRENCY
 from harness.measure.compare import CompareConfig, parse_percent
 from harness.runners.python_runner import TimingConfig
 
@@ -59,6 +61,8 @@ _TOP_KEYS = {
     "devices",
     "delegates",
     "threads",
+    "batch",
+    "concurrency",
     "eval",
     "lock_wait",
     "timing",
@@ -129,6 +133,9 @@ class LabConfig:
     devices: tuple[DeviceEntry, ...] = (DeviceEntry("local"),)
     delegates: tuple[str, ...] = ("cpu", "xnnpack")
     threads: tuple[int, ...] = (1,)
+    batches: tuple[int, ...] = (1,)
+    concurrency: tuple[int, ...] = (1,)
+    load: bool = False  # `concurrency` given: every cell is timed as a load window
     timing: LabTiming = field(default_factory=LabTiming)
     compare: CompareConfig = field(default_factory=CompareConfig)
     baseline: str = "previous"
@@ -171,6 +178,9 @@ def load_lab_config(path: Path) -> LabConfig:
         devices=_devices(v, doc),
         delegates=_delegates(v, doc),
         threads=v.int_list(doc, "threads", "", default=(1,)),
+        batches=v.int_list(doc, "batch", "", default=(1,)),
+        concurrency=_concurrency(v, doc),
+        load="concurrency" in doc,
         timing=_timing(v, doc.get("timing", {})),
         compare=_compare(v, doc.get("compare", {})),
         baseline=_baseline(v, doc),
@@ -268,6 +278,13 @@ def _devices(v: _Validator, doc: dict) -> tuple[DeviceEntry, ...]:
         seen.add(entry.label)
         out.append(entry)
     return tuple(out)
+
+
+def _concurrency(v: _Validator, doc: dict) -> tuple[int, ...]:
+    levels = v.int_list(doc, "concurrency", "", default=(1,))
+    if max(levels) > MAX_CONCURRENCY:
+        v.fail("concurrency", f"{max(levels)} is above the limit of {MAX_CONCURRENCY} instances")
+    return levels
 
 
 def _delegates(v: _Validator, doc: dict) -> tuple[str, ...]:

@@ -95,9 +95,7 @@ def _not_offered(task: DeviceTask, resource: str) -> DeviceOutcome:
         "(start that host's node with --resources; see `harness lab resources`)"
     )
     models = tuple(
-        ModelOutcome(
-            pm.name, None, tuple(pm.cells_for(task.device.label, task.delegates, task.threads))
-        )
+        ModelOutcome(pm.name, None, tuple(pm.cells_for(task.device.label, *task.grid)))
         for pm in task.models
     )
     return DeviceOutcome(task.device.label, task.device.label, models, None, reason)

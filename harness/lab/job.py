@@ -84,6 +84,8 @@ def run_lab(
             store_url=store.url,
             lock_wait=config.lock_wait,
             command=options.command,
+            batches=config.batches,
+            concurrency=config.concurrency,
         )
         for d in config.devices
     ]
@@ -119,9 +121,6 @@ def _cell_printer(progress: Callable[[str], None]) -> Callable[[CellRecord], Non
         c = r.cell
         figure = f"{r.latency.center:.0f} µs" if r.latency and r.status == "ok" else r.reason
         with lock:
-            progress(
-                f"{c.device} {c.model} {c.variant}/{c.delegate}/t{c.threads}: "
-                f"{r.status} {figure or ''}".rstrip()
-            )
+            progress(f"{c.device} {c.model} {c.setting}: {r.status} {figure or ''}".rstrip())
 
     return on_cell

@@ -222,7 +222,7 @@ def paired_verdicts(
 
 
 def _slot(c: Cell) -> tuple:
-    return (c.device, c.variant, c.delegate, c.threads)
+    return (c.device, *c.slot)  # batch and concurrency too: only like meets like
 
 
 def night_noise(store: Store, tag_prefix: str, tonight: str) -> dict[Cell, float]:

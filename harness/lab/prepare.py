@@ -37,7 +37,9 @@ class PreparedModel:
         assert self.spec is not None
         return replace(self.spec, device=device)
 
-    def cells_for(self, device: str, delegates, threads) -> list[Cell]:
+    def cells_for(
+        self, device: str, delegates, threads, batches=(1,), concurrency=(1,)
+    ) -> list[Cell]:
         """Every cell planned for this model on `device`, before capability filtering."""
         if self.spec is not None:
             try:
@@ -52,7 +54,9 @@ class PreparedModel:
             ModelVariant(self.name, v, self.entry.source, None)  # type: ignore[arg-type]
             for v in _wanted_variants(self.entry)
         ]
-        return expand(device, variants, tuple(delegates), tuple(threads))
+        return expand(
+            device, variants, tuple(delegates), tuple(threads), tuple(batches), tuple(concurrency)
+        )
 
 
 def timing_config(config: LabConfig) -> TimingConfig:
@@ -93,6 +97,9 @@ def _prepare(config: LabConfig, m: ModelEntry, progress) -> PreparedModel:
             variants=m.variants if m.converted else None,
             delegates=config.delegates,
             threads=config.threads,
+            batches=config.batches,
+            concurrency=config.concurrency,
+            load=config.load,
             timing=timing_config(config),
             eval_path=m.eval_path,
             metrics=m.metrics,

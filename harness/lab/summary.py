@@ -1,10 +1,11 @@
 """A lab night's outputs: Markdown (chat, issue trackers), JSON, and JUnit XML (CI).
 
 JUnit: one <testcase> per planned cell, classname `lab.<lab>.<device>.<model>`, name
-`<variant>/<delegate>/t<threads>`; <failure> for a regression against the baseline
-(slower, accuracy down), a failed cell or a cell lost with its device; <skipped> for a
-cell filtered out for the device or unsupported on it, and for a measured cell whose
-verdict is inconclusive (the message says the noise and what would resolve it).
+`<variant>/<delegate>/t<threads>` (`/b<batch>`, `/c<N>` when not 1); <failure> for a
+regression against the baseline (slower, accuracy down), a failed cell or a cell lost
+with its device; <skipped> for a cell filtered out for the device or unsupported on it,
+and for a measured cell whose verdict is inconclusive (the message says the noise and
+what would resolve it).
 Files in the output directory: summary.md, summary.json, junit.xml.
 """
 
@@ -81,7 +82,7 @@ def junit_tree(result: NightResult) -> ET.Element:
                 suite,
                 "testcase",
                 classname=f"lab.{result.lab}.{device}.{c.cell.model}",
-                name=f"{c.cell.variant}/{c.cell.delegate}/t{c.cell.threads}",
+                name=c.cell.setting,
                 time=f"{(c.median_us or 0) / 1e6:.6f}",
             )
             if c.outcome == "failure":
@@ -187,7 +188,7 @@ def _md(v) -> str:
 
 
 def _cell(c: CellResult) -> str:
-    return f"{c.cell.variant}/{c.cell.delegate}/t{c.cell.threads}"
+    return c.cell.setting
 
 
 def _us(v: float | None) -> str:

@@ -51,6 +51,13 @@ class DeviceTask:
     store_url: str
     lock_wait: float = 600.0
     command: str | None = None
+    batches: tuple[int, ...] = (1,)
+    concurrency: tuple[int, ...] = (1,)
+
+    @property
+    def grid(self) -> tuple[tuple, ...]:
+        """delegates, threads, batches, concurrency: what each model is swept over."""
+        return (self.delegates, self.threads, self.batches, self.concurrency)
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,7 @@ def _run_model(
     existing: dict[str, str],
     on_cell: Callable[[CellRecord], None],
 ) -> ModelOutcome:
-    keep, dropped = filter_cells(pm.cells_for(device.name, task.delegates, task.threads), caps)
+    keep, dropped = filter_cells(pm.cells_for(device.name, *task.grid), caps)
     run_id = existing.get(pm.name)
     if keep and run_id is None:
         config = _spec(task, pm, device.name).to_dict() | {
@@ -154,14 +161,17 @@ def _spec(task: DeviceTask, pm: PreparedModel, device: str) -> RunSpec:
     if pm.spec is not None:
         return pm.spec_for(device)
     e = pm.entry
-    return RunSpec(Path(e.source), device, e.variants, task.delegates, task.threads)
+    return RunSpec(
+        Path(e.source), device, e.variants, task.delegates, task.threads,
+        batches=task.batches, concurrency=task.concurrency,
+    )  # fmt: skip
 
 
 def _unmeasured(
     task: DeviceTask, pm: PreparedModel, serial: str, caps: Capabilities | None
 ) -> ModelOutcome:
     """A model the worker never reached: planned cells (filtered when the device was seen)."""
-    cells = pm.cells_for(serial, task.delegates, task.threads)
+    cells = pm.cells_for(serial, *task.grid)
     if caps is None:
         return ModelOutcome(pm.name, None, tuple(cells))
     keep, dropped = filter_cells(cells, caps)

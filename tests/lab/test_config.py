@@ -130,6 +130,20 @@ def test_each_mistake_is_one_line_naming_its_place(files, body, place, word):
     assert place in msg and word in msg
 
 
+def test_batch_and_concurrency_are_sweep_axes_of_the_lab(files):
+    axes = "threads = [1]\nbatch = [1, 8]\nconcurrency = [1, 4]"
+    cfg = load_lab_config(write_lab(files, GOOD.replace("threads = [1, 4]", axes)))
+    assert (cfg.batches, cfg.concurrency, cfg.load) == ((1, 8), (1, 4), True)
+    plain = load_lab_config(write_lab(files, GOOD))
+    assert (plain.batches, plain.concurrency, plain.load) == ((1,), (1,), False)
+    for line, place in [
+        ("batch = [0]", "batch: must be a non-empty array of positive"),
+        ("concurrency = [65]", "concurrency: 65 is above the limit of 64"),
+    ]:
+        with pytest.raises(LabConfigError, match=place):
+            load_lab_config(write_lab(files, GOOD.replace("threads = [1, 4]", line)))
+
+
 def test_the_cli_exits_2_with_one_line(files):
     path = write_lab(files, GOOD.replace('source = "m.tflite"', 'source = "x.keras"'))
     line = assert_user_error(harness("lab", "run", path), "models[0].source: file not found")
