@@ -356,8 +356,7 @@ def test_standin_enforces_the_real_tools_rules(phone, tmp_path):
 def test_batch_on_android_resizes_every_timed_pass(phone, variants, store_url):
     """--batch 8 reaches benchmark_model as --input_layer/--input_layer_shape on the timed
     and memory passes (the stand-in checks them against the model, as the tool's Init
-    does); per-sample latency and throughput come from the tool's mean; a concurrency
-    cell is an unsupported row saying Android concurrency is not implemented."""
+    does); per-sample latency and throughput come from the tool's mean."""
     proc = harness(
         "run",
         str(variants.manifest_path.parent),
@@ -391,14 +390,37 @@ def test_batch_on_android_resizes_every_timed_pass(phone, variants, store_url):
     unshaped = [a for c in calls if c not in shaped for a in c["argv"]]
     assert not any(a.startswith("--input_layer") for a in unshaped)  # batch 1: as before
 
-    load = harness(
-        "run", str(variants.manifest_path.parent), "--device", phone["serial"], "--variants",
-        "fp32", "--delegates", "xnnpack", "--concurrency", "2", "--runs", "2", "--rounds", "1",
-        "--store", store_url, "--json",
-    )  # fmt: skip
-    assert load.returncode == 0, load.stderr
-    [row] = json.loads(load.stdout)["cells"]
-    assert row["status"] == "unsupported" and "not implemented" in row["reason"]
+
+def test_concurrency_on_android_runs_n_benchmark_model_processes_at_once(
+    phone, variants, store_url
+):
+    """--concurrency 1,2 on Android: per round, N copies of the timed pass started
+    together (each timing its own window, --min_secs shared over the rounds, one run at
+    least); the cell pools their aggregates exactly and its throughput is every run of
+    every instance over the longest timed span."""
+    root = phone["root"]
+    (root / "standin-calls.jsonl").unlink(missing_ok=True)
+    args = ["run", str(variants.manifest_path.parent), "--device", phone["serial"], "--variants",
+            "fp32", "--delegates", "xnnpack", "--concurrency", "1,2", "--min-secs", "1.2",
+            "--rounds", "2", "--store", store_url, "--json"]  # fmt: skip
+    proc = harness(*args)
+    assert proc.returncode == 0, proc.stderr
+    cells = {c["concurrency"]: c for c in json.loads(proc.stdout)["cells"]}
+    assert all(c["status"] == "ok" for c in cells.values()), cells
+    two = cells[2]
+    load = two["extra"]["load"]
+    assert load["instances"] == 2 and load["windows"] == 2 and len(load["per_instance"]) == 2
+    assert load["requests"] == sum(load["per_instance"]) == two["latency_us"]["n"]
+    assert two["throughput_sps"] == pytest.approx(load["samples"] / load["window_s"])
+    instances = two["extra"]["runner"]["instances_aggregate"]
+    assert len(instances) == 2  # the last round's two processes, kept as printed
+    # a round's window is its longest instance's timed span (count x mean, as printed;
+    # the stand-in replays a recording, so the span is the recording's, not 0.6 s)
+    last = max(a["n"] * a["mean"] for a in instances) / 1e6
+    assert last < load["window_s"] == pytest.approx(2 * last)
+    timed = [c for c in _calls(root) if "--min_secs=0.6" in c["argv"]]
+    assert len(timed) == 2 * (1 + 2)  # per round: 1 process at c1, 2 at c2
+    assert all("--num_runs=1" in c["argv"] for c in timed)
 
 
 def _battery(sysfs: Path, status: str, current_ua: int, voltage_uv: int = 4_000_000) -> None:

@@ -16,7 +16,9 @@ from harness.runners.benchmark_model.runner import (
     eval_batches,
     memory_result,
     noise_hazards,
+    pool_aggregates,
     pool_rounds,
+    split_load_output,
     start_check,
     timed_result,
     to_input_dtype,
@@ -356,3 +358,28 @@ def test_pool_rounds_is_exact_for_population_std():
     assert pooled["env"]["before"] == {"r": 300}  # the first round's snapshot
     assert "truncated" in pooled["runner"]["std_note"]
     assert pool_rounds(raws[:1]) is raws[0]
+
+
+def test_load_output_splits_per_instance_and_a_missing_piece_is_a_failure():
+    out = (
+        "harness-load-instance 0\nINFO: count=10 avg=5\nharness-load-exit 0 0\n"
+        "harness-load-instance 1\nFATAL: boom\nharness-load-exit 1 134\n"
+    )
+    texts, codes = split_load_output(out, 3)
+    assert texts[:2] == ["INFO: count=10 avg=5\n", "FATAL: boom\n"] and codes[:2] == [0, 134]
+    assert (texts[2], codes[2]) == ("", -1)  # never reported: fails, no figure
+    assert split_load_output("harness-load-instance 7\nx\n", 2) == (["", ""], [-1, -1])
+
+
+def test_instances_pool_like_rounds_exactly():
+    rng = np.random.default_rng(1)
+    parts = [rng.normal(100 + 20 * k, 5, 50 + k) for k in range(3)]
+    aggs = [
+        {"n": len(p), "mean": p.mean(), "std": p.std(), "min": p.min(), "max": p.max()}
+        for p in parts
+    ]
+    pooled, whole = pool_aggregates(aggs), np.concatenate(parts)
+    assert pooled["n"] == len(whole) and pooled["median"] is None
+    assert pooled["mean"] == pytest.approx(whole.mean())
+    assert pooled["std"] == pytest.approx(whole.std())  # the tool's population std
+    assert (pooled["min"], pooled["max"]) == (whole.min(), whole.max())

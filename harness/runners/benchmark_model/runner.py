@@ -55,7 +55,13 @@ from harness.runners.benchmark_model.parse import (
     usage_flags,
 )
 from harness.runners.benchmark_model.tools import ToolBinary, abi_record, choose_for_device
-from harness.runners.python_runner import JobCell, RoundBook, RoundHook, TimingConfig
+from harness.runners.python_runner import (
+    JobCell,
+    RoundBook,
+    RoundHook,
+    TimingConfig,
+    pool_loads,
+)
 
 OUTPUTS_DIR = "bm-outputs"
 MAX_OUTPUT_FILE = 256 << 20
@@ -67,6 +73,34 @@ PROFILE_ROWS = 25
 ERROR_CHARS = 400  # a failed pass's text kept on the cell
 # Stat<int64_t>::std_deviation (stats_calculator.h) is printed as the value type.
 STD_NOTE = "benchmark_model prints std in whole microseconds, truncated"
+
+# --concurrency N on Android: N copies of the timed pass started together, each with
+# its output in a file of its own; then, instance by instance, its output under a
+# LOAD_MARK line and its exit code on a LOAD_EXIT line (sh without arrays: eval).
+LOAD_MARK, LOAD_EXIT = "harness-load-instance", "harness-load-exit"
+LOAD_SCRIPT = rf"""
+n="$1"; tag="$2"; shift 2
+i=0
+while [ "$i" -lt "$n" ]; do
+  "$@" > "load-$tag-$i.txt" 2>&1 &
+  eval "pid$i=\$!"
+  i=$((i + 1))
+done
+i=0
+while [ "$i" -lt "$n" ]; do
+  eval "wait \"\$pid$i\""
+  eval "code$i=\$?"
+  i=$((i + 1))
+done
+i=0
+while [ "$i" -lt "$n" ]; do
+  echo "{LOAD_MARK} $i"
+  cat "load-$tag-$i.txt"
+  rm -f "load-$tag-$i.txt"
+  eval "echo {LOAD_EXIT} $i \$code$i"
+  i=$((i + 1))
+done
+"""
 
 FREQ_SCRIPT = r"""
 S="${HARNESS_SYSFS:-/sys}"
@@ -207,12 +241,18 @@ class Session:
             resize = self._batch_flags(cell)
         except HarnessError as exc:
             return {"status": "unsupported", "reason": str(exc), "env": env}
-        if cell.concurrency != 1 or cell.sustained_s:
-            what = "--sustained" if cell.sustained_s else "concurrency"
+        if cell.sustained_s:
             return {
                 "status": "unsupported",
-                "reason": f"{what} on Android (benchmark_model) is not implemented yet; "
+                "reason": "--sustained on Android (benchmark_model) is not implemented yet; "
                 "run it on a Linux board or the host",
+                "env": env,
+            }
+        if (cell.load or cell.concurrency != 1) and self.options.energy:
+            return {
+                "status": "unsupported",
+                "reason": "--energy times one benchmark_model at a time: a load of "
+                f"{cell.concurrency} processes is not measured for energy",
                 "env": env,
             }
         if timed is None:
@@ -233,7 +273,13 @@ class Session:
             }
         raw: dict = {"status": "ok", "env": env, "affinity": self.affinity}
         limit = timing.cell_timeout_s or timing.timeout_s
-        if cell.timing:
+        if cell.timing and (cell.load or cell.concurrency != 1):
+            window = timing.min_secs or timing.load_window_s
+            flags = F.cell_flags(
+                graph, cell.delegate, cell.threads, 1, window, timing.warmup, self.options
+            )
+            raw |= self.load_pass((flags or []) + resize, cell, window, limit)
+        elif cell.timing:
             try:
                 text, code, power = self.timed_pass(timed + resize, limit, cell)
             except _NoBattery:
@@ -304,6 +350,45 @@ class Session:
         tag = f"{cell.model_sha256[:12]}-{cell.id}"
         res, power = energy.measure(self.device, run, self._argv(flags), inferences, status, tag)
         return (*res, power)
+
+    def load_pass(self, flags: list[str], cell: JobCell, window: float, timeout: float) -> dict:
+        """--concurrency N: N benchmark_model processes started together on the device,
+        each timing its own window of `window` seconds after its own load and warm-up.
+
+        The tool prints aggregates only, so the cell's latency is the N instances'
+        aggregates pooled exactly (pool_aggregates); no per-request p99 exists. The
+        throughput is every sample the instances completed over the longest instance's
+        timed span (each span is its count x mean): the instances overlap for all but
+        their start-up stagger, which the rate slightly overstates when it is large
+        against the window."""
+        n, tag = cell.concurrency, f"{cell.model_sha256[:12]}-{cell.id}"
+        argv = ["sh", "-c", LOAD_SCRIPT, "sh", str(n), tag, *self._argv(flags)]
+        result = self.device.run_in_workdir(argv, timeout * n + 30.0)
+        texts, codes = split_load_output(result.stdout, n)
+        results = []
+        for i, (text, code) in enumerate(zip(texts, codes, strict=True)):
+            one = timed_result(parse_output(text), code, cell.delegate, text)
+            if one.get("status", "ok") != "ok":
+                return one | {"reason": f"instance {i + 1} of {n}: {one.get('reason')}"}
+            results.append(one)
+        aggs = [r["latency_aggregate"] for r in results]
+        spans = [a["n"] * a["mean"] / 1e6 for a in aggs]
+        requests = sum(int(a["n"]) for a in aggs)
+        runner = dict(results[0].get("runner") or {}) | {
+            "instances_aggregate": aggs,
+            "std_note": STD_NOTE + "; the pooled std is computed from the instances'",
+        }
+        return results[0] | {
+            "latency_aggregate": pool_aggregates(aggs) if n > 1 else aggs[0],
+            "runner": runner,
+            "load": {
+                "instances": n,
+                "requests": requests,
+                "samples": requests * cell.batch,
+                "window_s": max(spans),
+                "per_instance": [int(a["n"]) for a in aggs],
+            },
+        }
 
     def evaluate(
         self, cell: JobCell, graph: str, x: np.ndarray, timeout: float
@@ -516,20 +601,11 @@ def pool_rounds(raws: list[dict]) -> dict:
     if len(raws) == 1:
         return raws[0]
     aggs = [r["latency_aggregate"] for r in raws]
-    n = sum(a["n"] for a in aggs)
-    mean = sum(a["n"] * a["mean"] for a in aggs) / n
-    second = sum(a["n"] * (a["std"] ** 2 + a["mean"] ** 2) for a in aggs) / n
     merged = dict(raws[-1])
-    merged["latency_aggregate"] = {
-        "n": n,
-        "mean": mean,
-        "std": math.sqrt(max(0.0, second - mean * mean)),
-        "min": min(a["min"] for a in aggs),
-        "max": max(a["max"] for a in aggs),
-        "median": None,
-        "p5": None,
-        "p95": None,
-    }
+    merged["latency_aggregate"] = pool_aggregates(aggs)
+    loads = [r["load"] for r in raws if isinstance(r.get("load"), dict)]
+    if loads:  # a load cell: its windows add up (requests and seconds, never rates)
+        merged["load"] = pool_loads(loads)
     for key in ("init_us", "first_us"):
         values = [r[key] for r in raws if isinstance(r.get(key), int | float)]
         merged[f"{key}_rounds"] = values
@@ -549,6 +625,45 @@ def pool_rounds(raws: list[dict]) -> dict:
         env["before"] = raws[0]["env"]["before"]  # the first round's, as for one pass
     merged["env"] = env
     return merged
+
+
+def pool_aggregates(aggs: list[dict]) -> dict:
+    """benchmark_model's aggregates of several passes (rounds, or a load's instances) as
+    one, exactly: count and mean add up, and its std being the population std, the
+    pooled one is sqrt(sum(n_i (std_i^2 + mean_i^2)) / N - mean^2). Percentiles do not
+    pool: None."""
+    n = sum(a["n"] for a in aggs)
+    mean = sum(a["n"] * a["mean"] for a in aggs) / n
+    second = sum(a["n"] * (a["std"] ** 2 + a["mean"] ** 2) for a in aggs) / n
+    return {
+        "n": n,
+        "mean": mean,
+        "std": math.sqrt(max(0.0, second - mean * mean)),
+        "min": min(a["min"] for a in aggs),
+        "max": max(a["max"] for a in aggs),
+        "median": None,
+        "p5": None,
+        "p95": None,
+    }
+
+
+def split_load_output(stdout: str, n: int) -> tuple[list[str], list[int]]:
+    """LOAD_SCRIPT's output -> each instance's text and exit code (an instance whose
+    section or code is missing gets "" and -1: it fails the cell, never a figure)."""
+    texts, codes = [""] * n, [-1] * n
+    current = None
+    for line in stdout.splitlines(keepends=True):
+        head = line.split()
+        if len(head) == 2 and head[0] == LOAD_MARK and head[1].isdigit():
+            current = int(head[1]) if int(head[1]) < n else None
+            continue
+        if len(head) == 3 and head[0] == LOAD_EXIT and head[1].isdigit() and int(head[1]) < n:
+            codes[int(head[1])] = int(head[2]) if head[2].lstrip("-").isdigit() else -1
+            current = None
+            continue
+        if current is not None:
+            texts[current] += line
+    return texts, codes
 
 
 def profile_summary(parsed: BenchmarkOutput) -> dict:
