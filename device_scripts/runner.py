@@ -521,7 +521,7 @@ def run_together(runtime: dict, job: dict, cells: list, eval_for, emit) -> None:
             if len(cells) > 1:
                 emit({"schema": SCHEMA, "type": "start", "id": cell["id"]})
             try:
-                result["eval"] = evaluate(engine, data, job, cell["id"])
+                result["eval"] = evaluate(engine, data, job, cell["id"], cell.get("output", 0))
             except Exception as exc:
                 _fail(result, exc)
         result["peak_rss_kb"] = peak_rss_kb()
@@ -618,11 +618,15 @@ def _batch(cell: dict) -> int:
     return max(1, int(cell.get("batch") or 1))
 
 
-def evaluate(engine, x: np.ndarray, job: dict, cell_id: str) -> dict:
+def evaluate(engine, x: np.ndarray, job: dict, cell_id: str, output: int = 0) -> dict:
     """Run every eval sample, a batch at a time as the cell is timed, and save the
-    dequantised first output (one row per sample). A last short batch is padded with
-    repeats of its samples, whose outputs are dropped."""
-    d_in, d_out = engine.inputs[0], engine.outputs[0]
+    dequantised output `output` (the metrics' output=NAME, by the model's output order;
+    one row per sample). A last short batch is padded with repeats of its samples, whose
+    outputs are dropped."""
+    if output and getattr(engine, "sync_point", None) == "read_outputs":
+        # CompiledModel lists outputs in its signature's order, not the model's
+        raise Unsupported("a metric reading another output than the first: not on gpu/npu")
+    d_in, d_out = engine.inputs[0], engine.outputs[output]
     shape = tuple(int(s) for s in d_in["shape"])
     if tuple(x.shape[1:]) != shape[1:]:
         raise ValueError(
@@ -637,7 +641,7 @@ def evaluate(engine, x: np.ndarray, job: dict, cell_id: str) -> dict:
             + [synthetic_input(d, tuple(d["shape"])) for d in engine.inputs[1:]]
         )
         engine.invoke()
-        out = dequantize(np.asarray(engine.read_outputs()[0]), d_out)
+        out = dequantize(np.asarray(engine.read_outputs()[output]), d_out)
         outputs.extend(out.reshape(batch, -1)[: len(chunk)])
     path = os.path.join(job["outputs_dir"], f"{cell_id}.npy")
     np.save(path, np.stack(outputs).astype(np.float32))

@@ -20,7 +20,13 @@ from harness.devices.base import Device
 from harness.devices.runtime import require_runtime
 from harness.errors import DeviceError, HarnessError
 from harness.lab.plan import REFERENCE, ModelVariant, display_name, expand, load_variants
-from harness.measure.metrics import MetricSpec, check_metrics, default_metrics, parse_metric
+from harness.measure.metrics import (
+    MetricSpec,
+    check_metrics,
+    default_metrics,
+    eval_output,
+    parse_metric,
+)
 from harness.measure.summarize import summarize
 from harness.runners.python_runner import JobCell, TimingConfig, run_cells
 from harness.store.store import Store
@@ -172,7 +178,8 @@ def run_sweep(
 
     job, cell_of, refused = [], {}, []
     no_energy = _energy_refusal(device, spec)
-    ref_of = _reference_jobs(spec, cells, done, references) if data else {}
+    read = _outputs_read(variants, metrics)  # model -> the output its eval pass returns
+    ref_of = _reference_jobs(spec, cells, done, references, read) if data else {}
     job += ref_of.values()
     for i, c in enumerate(todo):
         v = by_name[(c.model, c.variant)]
@@ -196,6 +203,7 @@ def run_sweep(
             concurrency=c.concurrency,
             load=spec.load,
             sustained_s=spec.sustained_s,
+            output=read.get(c.model, 0),
         )
         cell_of[jc.id] = c
         job.append(jc)
@@ -326,10 +334,11 @@ def _check_metrics(metrics: tuple[MetricSpec, ...] | None, v: ModelVariant, data
     has_labels = data is not None and data.y is not None
     chosen = metrics if metrics is not None else default_metrics(has_labels)
     outs = v.info.outputs
+    names = tuple(o.name for o in outs)
     check_metrics(
         chosen,
-        tuple(o.name for o in outs),
-        tuple(outs[0].shape_signature) if outs else (),
+        names,
+        tuple(outs[eval_output(chosen, names)].shape_signature) if outs else (),
         data.y if data is not None else None,
         data is not None,
     )
@@ -382,7 +391,7 @@ def _numeric(y: np.ndarray) -> bool:
 
 
 def _reference_jobs(
-    spec: RunSpec, cells: list[Cell], done: set[str], references: dict
+    spec: RunSpec, cells: list[Cell], done: set[str], references: dict, read: dict[str, int]
 ) -> dict[str, JobCell]:
     """Eval-only fp32/cpu passes for models whose reference cell is not in the plan."""
     planned = {c.model for c in cells if (c.variant, c.delegate) == REFERENCE}
@@ -394,9 +403,28 @@ def _reference_jobs(
         if v.variant == "fp32":
             fp32[v.model] = v
     return {
-        m: JobCell(f"ref{i}", fp32[m].path, fp32[m].info.sha256, "cpu", 1, timing=False)
+        m: JobCell(
+            f"ref{i}",
+            fp32[m].path,
+            fp32[m].info.sha256,
+            "cpu",
+            1,
+            timing=False,
+            output=read.get(m, 0),
+        )  # fmt: skip
         for i, m in enumerate(sorted(need))
         if m in fp32
+    }
+
+
+def _outputs_read(
+    variants: list[ModelVariant], metrics: tuple[MetricSpec, ...] | None
+) -> dict[str, int]:
+    """model -> the index of the output the metrics read, found by name on the variant
+    check_eval checked (a model's variants keep its outputs' order)."""
+    per_model = {v.model: v for v in variants if v.unsupported is None}
+    return {
+        m: eval_output(metrics, tuple(o.name for o in v.info.outputs)) for m, v in per_model.items()
     }
 
 

@@ -13,7 +13,9 @@ in, so compare, recommend, Pareto and the report never assume "higher is better"
     snr, cosine, max_abs, mean_abs, agreement   against the fp32 CPU reference
     module.path:function[:OPTIONS]         a user function (outputs, labels) -> float
 
-Every metric also takes `output=NAME`, the output tensor it reads.
+Every metric also takes `output=NAME`, the output tensor it reads (a multi-output model:
+a detector's scores, a landmark model's points). The device returns one output per run,
+so the metrics of a run read the same one (eval_output); drift is measured on it too.
 """
 
 from __future__ import annotations
@@ -266,6 +268,31 @@ def default_metrics(has_labels: bool) -> tuple[MetricSpec, ...]:
 # -- checks before a run --------------------------------------------------------------
 
 
+def eval_output(specs: tuple[MetricSpec, ...] | None, output_names: tuple[str, ...]) -> int:
+    """The index of the output the run's metrics read (0, the first, unless one names
+    another by `output=NAME`); HarnessError when a name is not the model's or two
+    metrics name different outputs (the device returns one output per run)."""
+    named = []
+    for s in specs or ():
+        if s.output is None:
+            continue
+        if s.output not in output_names:
+            raise HarnessError(
+                f"metric {s.label}: the model has no output {s.output!r} "
+                f"(outputs: {', '.join(output_names)})"
+            )
+        named.append(s)
+    chosen = {s.output for s in named}
+    if len(chosen) > 1:
+        raise HarnessError(
+            "metrics read different outputs "
+            f"({', '.join(f'{s.label}: {s.output}' for s in named)}): a run scores one "
+            "output; time the model once per output"
+        )
+    # a metric without output=NAME reads the same output as the named ones
+    return output_names.index(chosen.pop()) if chosen else 0
+
+
 def check_metrics(
     specs: tuple[MetricSpec, ...],
     output_names: tuple[str, ...],
@@ -273,20 +300,12 @@ def check_metrics(
     labels: np.ndarray | None,
     has_eval: bool,
 ) -> None:
-    """Everything that can be known wrong before any device time is spent."""
+    """Everything that can be known wrong before any device time is spent.
+    `output_shape` is the shape of the output the metrics read (eval_output's)."""
+    eval_output(specs, output_names)
     for s in specs:
         if not has_eval:
             raise HarnessError(f"metric {s.label} needs eval data: give --eval")
-        if s.output is not None and s.output not in output_names:
-            raise HarnessError(
-                f"metric {s.label}: the model has no output {s.output!r} "
-                f"(outputs: {', '.join(output_names)})"
-            )
-        if s.output is not None and s.output != output_names[0]:
-            raise HarnessError(
-                f"metric {s.label}: the runner returns only the first output "
-                f"({output_names[0]!r}) today"
-            )
         d = s.definition
         if d.needs == "labels" and labels is None:
             raise HarnessError(f"metric {s.label} needs labels: the eval data has no 'y'")

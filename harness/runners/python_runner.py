@@ -50,6 +50,7 @@ class JobCell:
     concurrency: int = 1  # interpreter instances serving requests at once
     load: bool = False  # timed as a load: all instances busy for a fixed window
     sustained_s: float | None = None  # run back to back this long, in 1 s windows
+    output: int = 0  # which output the eval pass returns (the metrics' output=NAME)
 
 
 @dataclass(frozen=True)
@@ -315,6 +316,7 @@ def _one_runner(
             "concurrency": c.concurrency,
             "load": c.load,
             "sustained_s": c.sustained_s,
+            "output": c.output,
         }
         for c in cells
     ]

@@ -383,3 +383,13 @@ def test_instances_pool_like_rounds_exactly():
     assert pooled["mean"] == pytest.approx(whole.mean())
     assert pooled["std"] == pytest.approx(whole.std())  # the tool's population std
     assert (pooled["min"], pooled["max"]) == (whole.min(), whole.max())
+
+
+def test_decode_outputs_takes_the_output_a_metric_names():
+    a = TensorSpec("a", (1, 3), (-1, 3), "float32")
+    b = TensorSpec("b", (1, 2), (-1, 2), "int8", 0.5, -1)
+    data = np.arange(6, dtype=np.float32).tobytes() + np.array([1, 3, 5, 7], np.int8).tobytes()
+    first = decode_outputs(data, (a, b), 2)
+    assert first.tolist() == [[0, 1, 2], [3, 4, 5]]
+    second = decode_outputs(data, (a, b), 2, index=1)
+    assert second.tolist() == [[1.0, 2.0], [3.0, 4.0]]  # (q + 1) x 0.5

@@ -111,3 +111,77 @@ def test_a_metric_without_eval_data_is_one_line(variants, store_url):
         "run", variants.manifest_path.parent, *RUN, "--metric", "snr", "--store", store_url
     )
     assert_user_error(proc, "metric snr needs eval data: give --eval")
+
+
+@pytest.fixture(scope="module")
+def two_heads(tmp_path_factory, digits):
+    """A real two-output model: the digits inputs into a shared layer, then a 10-class
+    softmax head and a 1-unit regression head; converted to fp32 by harness."""
+    import tensorflow as tf
+
+    out = tmp_path_factory.mktemp("two-heads")
+    data = np.load(digits / "eval.npz")
+    x = tf.keras.Input(shape=data["x"].shape[1:], name="image")
+    h = tf.keras.layers.Dense(16, activation="relu")(tf.keras.layers.Flatten()(x))
+    probs = tf.keras.layers.Dense(10, activation="softmax", name="probs")(h)
+    value = tf.keras.layers.Dense(1, name="value")(h)
+    model = tf.keras.Model(x, [probs, value])
+    model.save(out / "heads.keras")
+    proc = harness("convert", out / "heads.keras", "-o", out / "variants", "--variants",
+                   "fp32", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    [variant] = json.loads(proc.stdout)["variants"]
+    return out / "variants", [o["name"] for o in variant["outputs"]]
+
+
+def test_a_metric_reads_the_output_it_names_on_a_two_headed_model(
+    two_heads, digits, store_url, tmp_path
+):
+    """mae:output=<the value head> scores the second output: its value is the MAE of
+    that head's outputs (run on the host by LiteRT here) against the labels; a metric
+    on the other head in the same run is one line, exit 2."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    model_dir, names = two_heads
+    assert len(names) == 2
+    data = np.load(digits / "eval.npz")
+    x = data["x"][:40].astype(np.float32)
+    interp = Interpreter(model_path=str(model_dir / "fp32.tflite"))
+    interp.allocate_tensors()
+    details = {d["name"]: d for d in interp.get_output_details()}
+    shapes = {n: tuple(details[n]["shape"]) for n in names}
+    value_head = next(n for n in names if shapes[n][-1] == 1)
+    probs_head = next(n for n in names if shapes[n][-1] == 10)
+    rows = []
+    for sample in x:
+        interp.set_tensor(interp.get_input_details()[0]["index"], sample[None])
+        interp.invoke()
+        rows.append(interp.get_tensor(details[value_head]["index"])[0])
+    target = np.linspace(-1, 1, len(x)).astype(np.float32)[:, None]
+    want = float(np.mean(np.abs(np.asarray(rows) - target)))
+    np.savez(tmp_path / "value.npz", x=x, y=target)
+    proc = harness(
+        "run", model_dir, *RUN, "--eval", tmp_path / "value.npz",
+        "--metric", f"mae:output={value_head}", "--store", store_url, "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    cells = json.loads(proc.stdout)["cells"]
+    assert cells and all(c["status"] == "ok" for c in cells)
+    for c in cells:
+        assert c["metrics"][0]["value"] == pytest.approx(want, rel=1e-4, abs=1e-6)
+    # the other head, in a run of its own: softmax rows sum to 1, so their MAE against
+    # zeros is 0.1 exactly, whichever of the two outputs the model lists first
+    np.savez(tmp_path / "probs.npz", x=x, y=np.zeros((len(x), 10), np.float32))
+    probs = harness(
+        "run", model_dir, *RUN, "--eval", tmp_path / "probs.npz",
+        "--metric", f"mae:output={probs_head}", "--store", store_url, "--json",
+    )  # fmt: skip
+    assert probs.returncode == 0, probs.stderr
+    for c in json.loads(probs.stdout)["cells"]:
+        assert c["metrics"][0]["value"] == pytest.approx(0.1, abs=1e-6)
+    both = harness(
+        "run", model_dir, *RUN, "--eval", tmp_path / "value.npz", "--metric",
+        f"mae:output={value_head}", "--metric", f"snr:output={probs_head}",
+        "--store", store_url,
+    )  # fmt: skip
+    assert_user_error(both, "metrics read different outputs", "a run scores one output")

@@ -425,7 +425,7 @@ class Session:
                 data = self.device.pull_bytes(out, MAX_OUTPUT_FILE)
             finally:
                 self.device.run_in_workdir(["rm", "-f", out], 30.0)
-            rows.append(decode_outputs(data, info.outputs, len(batch)))
+            rows.append(decode_outputs(data, info.outputs, len(batch), cell.output))
         return np.concatenate(rows).astype(np.float32), len(batches)
 
     def _stage_values(self, batch: np.ndarray, spec: TensorSpec) -> str:
@@ -754,17 +754,20 @@ def eval_batches(values: np.ndarray, spec: TensorSpec) -> list[np.ndarray]:
     return [values[i : i + size] for i in range(0, len(values) - size + 1, size)]
 
 
-def decode_outputs(data: bytes, outputs: tuple[TensorSpec, ...], n: int) -> np.ndarray:
-    """The first output of an --output_filepath file (outputs' raw bytes, in order) as
-    float32 rows, one per sample, dequantised."""
+def decode_outputs(
+    data: bytes, outputs: tuple[TensorSpec, ...], n: int, index: int = 0
+) -> np.ndarray:
+    """Output `index` of an --output_filepath file (outputs' raw bytes, in the model's
+    order) as float32 rows, one per sample, dequantised."""
     sizes = []
     for spec in outputs:
         per = int(np.prod([d for d in spec.shape[1:]], dtype=np.int64)) if spec.shape else 1
         sizes.append(n * per * np.dtype(spec.dtype).itemsize)
     if sum(sizes) != len(data):
         raise EvalError(f"output file has {len(data)} bytes, the model's outputs take {sum(sizes)}")
-    first = outputs[0]
-    arr = np.frombuffer(data[: sizes[0]], dtype=np.dtype(first.dtype)).reshape(n, -1)
-    if arr.dtype.kind in "iu" and first.scale:
-        return ((arr.astype(np.float32) - (first.zero_point or 0)) * first.scale).astype(np.float32)
+    spec, start = outputs[index], sum(sizes[:index])
+    raw = data[start : start + sizes[index]]
+    arr = np.frombuffer(raw, dtype=np.dtype(spec.dtype)).reshape(n, -1)
+    if arr.dtype.kind in "iu" and spec.scale:
+        return ((arr.astype(np.float32) - (spec.zero_point or 0)) * spec.scale).astype(np.float32)
     return arr.astype(np.float32)
