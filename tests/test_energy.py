@@ -9,6 +9,7 @@ import os
 import pytest
 from cli_helpers import harness
 
+from harness.errors import HarnessError
 from harness.measure.energy import (
     PowerSample,
     energy_per_inference,
@@ -144,3 +145,32 @@ def test_energy_figures_reach_the_html_report_and_markdown():
     plain = [ok()]
     assert "energy per inference" not in run_html("r", plain)
     assert "mJ / inference" not in run_markdown("r", plain)
+
+
+def test_recommend_holds_cells_to_an_energy_budget():
+    """--max-energy: the cheaper cell on battery qualifies; a charging cell's figure is
+    not evidence (kept out), nor is a cell measured without --energy."""
+    from report.builders import ok
+
+    from harness.report.recommend import Budget, recommend
+
+    idle = _series(0, 2, 10, 250_000)  # 1 W
+    costly = energy_per_inference(idle, _series(10, 2, 10, 750_000), 100, "Discharging")
+    cheap = energy_per_inference(idle, _series(10, 2, 10, 500_000), 100, "Discharging")
+    charging = energy_per_inference(idle, _series(10, 2, 10, 300_000), 100, "Charging")
+    records = [
+        ok("fp32", "xnnpack", median=500, accuracy=0.99, extra={"energy": costly.to_dict()}),
+        ok("int8", "xnnpack", median=900, accuracy=0.97, extra={"energy": cheap.to_dict()}),
+        ok("fp16", "xnnpack", median=700, accuracy=0.98, extra={"energy": charging.to_dict()}),
+        ok("dynamic", "xnnpack", median=600, accuracy=0.98),
+    ]
+    assert (costly.mj_per_inference, cheap.mj_per_inference) == pytest.approx((40.0, 20.0))
+    [pick] = recommend(records, Budget(1e6, max_energy_mj=30))
+    assert pick.best.cell.variant == "int8" and pick.eligible == 1
+    assert pick.best.to_dict()["energy_mj"] == pytest.approx(20.0)
+    [unbounded] = recommend(records, Budget(1e6))
+    assert unbounded.eligible == 4  # without the budget energy changes nothing
+    [none] = recommend(records, Budget(1e6, max_energy_mj=5))
+    assert not none.met and "5 mJ per inference or less" in " ".join(none.notes)
+    with pytest.raises(HarnessError, match="energy budget must be positive"):
+        Budget(1e6, max_energy_mj=0)

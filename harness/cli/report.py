@@ -111,10 +111,23 @@ def report(
     type=float,
     help="Samples per second a cell must reach (batch and concurrency cells measure it).",
 )
+@click.option(
+    "--max-energy",
+    type=float,
+    help="mJ per inference a cell may cost (Android --energy cells measured on battery).",
+)
 @store_option
 @json_option("the picks")
 def recommend(
-    run_id, max_latency, min_metric, metric, metric_tie, min_throughput, store_url, as_json
+    run_id,
+    max_latency,
+    min_metric,
+    metric,
+    metric_tie,
+    min_throughput,
+    max_energy,
+    store_url,
+    as_json,
 ) -> None:
     """Per device, the best cell of RUN_ID within a latency budget; exit 1 if none is."""
     from rich.console import Console
@@ -123,7 +136,9 @@ def recommend(
     from harness.report.recommend import Budget, parse_latency
     from harness.store.store import Store
 
-    budget = Budget(parse_latency(max_latency), min_metric, metric, metric_tie, min_throughput)
+    budget = Budget(
+        parse_latency(max_latency), min_metric, metric, metric_tie, min_throughput, max_energy
+    )
     code = recommend_run(Store(store_url), run_id, budget, as_json, Console(highlight=False))
     if code:
         sys.exit(code)

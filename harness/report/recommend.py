@@ -43,6 +43,7 @@ class Budget:
     metric: str = "median"
     accuracy_tie: float = 0.0
     min_throughput_sps: float | None = None  # samples/s a cell must reach (--min-throughput)
+    max_energy_mj: float | None = None  # mJ per inference a cell may cost (--max-energy)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -53,6 +54,8 @@ class Budget:
             raise HarnessError("the accuracy tie tolerance cannot be negative")
         if self.min_throughput_sps is not None and not self.min_throughput_sps > 0:
             raise HarnessError("the throughput floor must be positive (samples/s)")
+        if self.max_energy_mj is not None and not self.max_energy_mj > 0:
+            raise HarnessError("the energy budget must be positive (mJ per inference)")
 
     def to_dict(self) -> dict:
         return {
@@ -61,6 +64,7 @@ class Budget:
             "metric": self.metric,
             "accuracy_tie": self.accuracy_tie,
             "min_throughput_sps": self.min_throughput_sps,
+            "max_energy_mj": self.max_energy_mj,
         }
 
 
@@ -75,6 +79,7 @@ class Candidate:
     metric_name: str = "top1"
     higher_is_better: bool = True
     throughput_sps: float | None = None  # samples/s (CellRecord.throughput_sps)
+    energy_mj: float | None = None  # mJ per inference, only where the figure is meaningful
 
     @property
     def score(self) -> float | None:
@@ -97,6 +102,7 @@ class Candidate:
             "metric": self.metric_name,
             "higher_is_better": self.higher_is_better,
             "throughput_sps": self.throughput_sps,
+            "energy_mj": self.energy_mj,
         }
 
 
@@ -212,7 +218,9 @@ def pick_for_device(device: str, records: list[CellRecord], budget: Budget) -> P
     fast = [
         c
         for c in ok
-        if c.latency_us <= budget.max_latency_us and _meets_throughput(c, budget.min_throughput_sps)
+        if c.latency_us <= budget.max_latency_us
+        and _meets_throughput(c, budget.min_throughput_sps)
+        and _meets_energy(c, budget.max_energy_mj)
     ]
     eligible = [c for c in fast if _meets_accuracy(c, budget.min_accuracy)]
     ranked = rank(eligible, budget.accuracy_tie)
@@ -258,12 +266,19 @@ def _meets_throughput(c: Candidate, floor: float | None) -> bool:
     return floor is None or (c.throughput_sps is not None and c.throughput_sps >= floor)
 
 
+def _meets_energy(c: Candidate, budget: float | None) -> bool:
+    # a cell without a meaningful energy figure (no --energy, charging) cannot show it
+    return budget is None or (c.energy_mj is not None and c.energy_mj <= budget)
+
+
 def _candidate(r: CellRecord, latency_us: float, statistic: str) -> Candidate:
     m = record_primary(r)
     rate = r.throughput_sps
+    e = r.extra.get("energy")
+    mj = e.get("mj_per_inference") if isinstance(e, dict) and e.get("meaningful") else None
     if m is None:
-        return Candidate(r.cell, latency_us, None, statistic, throughput_sps=rate)
-    return Candidate(r.cell, latency_us, m.value, statistic, m.name, m.higher_is_better, rate)
+        return Candidate(r.cell, latency_us, None, statistic, throughput_sps=rate, energy_mj=mj)
+    return Candidate(r.cell, latency_us, m.value, statistic, m.name, m.higher_is_better, rate, mj)
 
 
 def _check_floor(cands: list[Candidate], floor: float | None) -> None:
@@ -303,8 +318,9 @@ def _notes(records, ok, fast, eligible, budget: Budget) -> tuple[str, ...]:
     if not ok:
         notes.append(f"no ok cell with a {budget.metric} latency ({len(records)} cells)")
     elif not fast:
-        rate = budget.min_throughput_sps
+        rate, mj = budget.min_throughput_sps, budget.max_energy_mj
         floor = f" at {rate:g} samples/s or more" if rate else ""
+        floor += f" at {mj:g} mJ per inference or less (measured on battery)" if mj else ""
         notes.append(f"no ok cell is within {format_us(budget.max_latency_us)}{floor}")
     elif budget.min_accuracy is not None and len(eligible) < len(fast):
         unknown = sum(1 for c in fast if c.accuracy is None)
@@ -337,6 +353,8 @@ def describe(pick: Pick) -> list[str]:
         floor = f", {_name([first] if first else [])} {op} {b.min_accuracy:g}"
     if b.min_throughput_sps is not None:
         floor += f", throughput >= {b.min_throughput_sps:g} samples/s"
+    if b.max_energy_mj is not None:
+        floor += f", energy <= {b.max_energy_mj:g} mJ/inference"
     head = f"{pick.device}: {b.metric} <= {format_us(b.max_latency_us)}{floor}"
     if not pick.met:
         lines = [f"{head}: NOT MET ({pick.eligible} of {pick.ok} ok cells qualify)"]

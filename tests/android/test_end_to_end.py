@@ -476,6 +476,14 @@ def test_energy_on_android_from_the_fake_battery(phone, variants, store_url, mon
     assert 4 <= e["rate_hz"] <= 11 and e["samples"] >= 3  # about 10 Hz, as sampled
     assert e["inferences"] > 0 and e["mj_per_inference"] > 0 and e["meaningful"]
     assert e["mj_per_inference"] == pytest.approx(e["joules_net"] / e["inferences"] * 1e3)
+    run_id = json.loads(proc.stdout)["run_id"]
+    budget = ["recommend", run_id, "--max-latency", "10s", "--store", store_url, "--json"]
+    fits = harness(*budget, "--max-energy", f"{e['mj_per_inference'] * 1.01:.6g}")
+    assert fits.returncode == 0, fits.stderr
+    [pick] = json.loads(fits.stdout)["picks"]
+    assert pick["best"]["energy_mj"] == pytest.approx(e["mj_per_inference"])
+    over = harness(*budget, "--max-energy", f"{e['mj_per_inference'] * 0.5:.6g}")
+    assert over.returncode == 1  # no cell within the energy budget
 
     _battery(sysfs, "Charging", 125_000)
     charging = harness(*args)
