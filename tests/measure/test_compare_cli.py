@@ -109,7 +109,9 @@ def test_regression_exits_1_and_names_the_cells(runs, capsys, monkeypatch):
     assert row.split()[-1] == "slower" and "% [+" in row
 
 
-def test_thresholds_are_options(runs, capsys, monkeypatch):
+@pytest.mark.parametrize("flag", ["--metric-threshold", "--accuracy-threshold"])
+def test_thresholds_are_options(runs, capsys, monkeypatch, flag):
+    """--metric-threshold, and --accuracy-threshold its old name, are one option."""
     url, base, _, cand = runs
     code, out, _ = harness(
         capsys,
@@ -121,7 +123,7 @@ def test_thresholds_are_options(runs, capsys, monkeypatch):
         url,
         "--latency-threshold",
         "25%",
-        "--accuracy-threshold",
+        flag,
         "1",
     )
     assert code == 0 and "no regression" in out

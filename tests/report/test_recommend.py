@@ -196,12 +196,11 @@ def test_cli_user_errors_are_one_line(stored):
     assert_user_error(
         harness("recommend", run_id, "--store", url, "--max-latency", "20"), "bad latency"
     )
-    assert_user_error(
-        harness(
-            "recommend", run_id, "--store", url, "--max-latency", "5ms", "--min-accuracy", "97"
-        ),
-        "min-accuracy",
-    )
+    for flag in ("--min-metric", "--min-accuracy"):  # the new name and its old alias
+        assert_user_error(
+            harness("recommend", run_id, "--store", url, "--max-latency", "5ms", flag, "97"),
+            "min-metric",
+        )
     assert_user_error(harness("report", run_id, "--store", url, "--slo", "fast"), "bad latency")
 
 
