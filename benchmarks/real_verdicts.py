@@ -17,13 +17,15 @@ harness.measure.compare as `harness compare` does.
     name, an A/A pair) and the paired rule (--ab runs); the models alternate run by run.
 (d) --precision 2% for (a), (b) and (c), and the wall time of each setting.
 
-Each comparison is judged by four rules on the same data:
+Each comparison is judged by five rules on the same data:
     old       pooled samples: Mann-Whitney p < alpha and |Hodges-Lehmann shift| > 5 %
               (the rule before this change)
     welch     round medians alone, plain Welch t interval (no trimming)
     boot2     round medians alone, two-level bootstrap (rounds, then samples in rounds)
-    harness   harness compare: round medians, Yuen's 20 %-trimmed interval, widened by
-              the default run-to-run noise (a run's own level; welch and boot2 lack it)
+    fixed     round medians, Yuen's 20 %-trimmed interval, widened by the default 3 %
+              run-to-run noise alone (a run's own level; welch and boot2 lack it)
+    harness   harness compare: as fixed, with each cell's own run-to-run noise from the
+              runs stored before the candidate where it has 3 or more (never below 3 %)
 Paired A/B in one run is judged by harness's paired rule only (per-round ratios).
 It also prints the noise it saw: the between-round SD of log round medians, the rate
 of rounds >= 1.25x a cell's median round, and the run-to-run SD of a cell's typical
@@ -62,12 +64,13 @@ from harness.measure.intervals import (
     winsorized_std,
 )
 from harness.measure.rounds import log_centers, round_summaries, split_rounds
+from harness.measure.series import HISTORY_RUNS, level_noise
 from harness.run import RunSpec, run_sweep
 from harness.runners.python_runner import TimingConfig
 from harness.store.store import Store
 
 CFG = CompareConfig()
-RULES = ("old", "welch", "boot2", "harness")
+RULES = ("old", "welch", "boot2", "fixed", "harness")
 OLD_DEFAULT = TimingConfig(runs=100, rounds=3, warmup=10)
 NEW_DEFAULT = TimingConfig()
 PRECISION = TimingConfig(precision=0.02, max_time_s=60)
@@ -205,25 +208,39 @@ def boot2_interval(b: CellRecord, c: CellRecord, rng, resamples: int = 1000) -> 
     )
 
 
-def judge(b: CellRecord, c: CellRecord, rng) -> dict[str, str]:
-    """Verdict of every rule on one pair of cells (two runs)."""
+def judge(b: CellRecord, c: CellRecord, rng, history: dict | None = None) -> dict[str, str]:
+    """Verdict of every rule on one pair of cells (two runs). `history`: each cell's
+    run-to-run noise from the runs stored before the candidate, as `harness compare`
+    reads it (never below the default)."""
     lb, lc = log_centers(round_summaries(b)), log_centers(round_summaries(c))
     thr = CFG.latency_threshold
+    own = max(CFG.run_noise, (history or {}).get(c.cell, 0.0))
     return {
         "old": old_rule(b, c),
         "welch": latency_verdict(two_run_shift(lb, lc, CFG.alpha, trim=0.0), thr),
         "boot2": latency_verdict(boot2_interval(b, c, rng), thr),
-        "harness": compare_cell(b, c, CFG).verdict,
+        "fixed": compare_cell(b, c, CFG).verdict,
+        "harness": compare_cell(b, c, replace(CFG, run_noise=own)).verdict,
     }
+
+
+def history_before(store: Store, run_id: str) -> dict:
+    """What `harness compare` would read right after `run_id` was stored: the newest
+    HISTORY_RUNS runs before it (run_id, the candidate, excluded)."""
+    runs = sorted(store.list_runs(100_000), key=lambda r: (r.created_at, r.run_id))
+    ids = [r.run_id for r in runs]
+    earlier = runs[: ids.index(run_id)][-HISTORY_RUNS:]
+    return level_noise(store.cells(r.run_id) for r in earlier)
 
 
 def consecutive(store: Store, runs: list[str], rng) -> list[dict[str, str]]:
     out = []
     for r1, r2 in zip(runs, runs[1:], strict=False):
         a = {r.cell: r for r in store.cells(r1) if r.status == "ok"}
+        history = history_before(store, r2)
         for r in store.cells(r2):
             if r.cell in a and r.status == "ok":
-                out.append(judge(a[r.cell], r, rng))
+                out.append(judge(a[r.cell], r, rng, history))
     return out
 
 
@@ -294,7 +311,8 @@ def part_ab(store, base, twin, pairs, timing, label, rng, ratios):
         rc, wc = sweep(store, [twin], timing)
         walls += [wb, wc]
         a = {r.cell: r for r in store.cells(rb)}
-        verdicts += [judge(a[r.cell], r, rng) for r in store.cells(rc) if r.cell in a]
+        history = history_before(store, rc)
+        verdicts += [judge(a[r.cell], r, rng, history) for r in store.cells(rc) if r.cell in a]
     ratio = ", ".join(f"{d} {v:.3f}" for d, v in ratios.items())
     print_table(f"(b) A/B across two runs (true ratio {ratio}), {label}", verdicts, "A/B", walls)
 

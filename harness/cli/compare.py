@@ -42,8 +42,8 @@ from harness.errors import HarnessError
     "--run-noise",
     default="3%",
     show_default=True,
-    help="Run-to-run SD of a whole run's level, added to two-run intervals (paired A/B "
-    "needs none).",
+    help="Run-to-run SD of a whole run's level added to two-run intervals, at least (a "
+    "cell with 3+ earlier runs in the store uses its own, when larger; paired A/B needs none).",
 )
 @click.option("--markdown", "fmt", flag_value="markdown", help="Print Markdown.")
 @click.option("--json", "fmt", flag_value="json", help="Print the comparison as JSON.")
@@ -68,6 +68,7 @@ def compare(
         compare_runs,
         parse_percent,
     )
+    from harness.measure.series import history_noise
     from harness.report.compare_view import (
         comparison_document,
         render_comparison,
@@ -92,8 +93,12 @@ def compare(
             raise HarnessError("give BASELINE and CANDIDATE runs, or one RUN with --a and --b")
         for run_id in (baseline, candidate):
             store.get_run(run_id)
+        # each cell's own run-to-run noise from the store's other runs, never below
+        # --run-noise: a host whose runs move 10 % must not have 3 % assumed for it
+        history = history_noise(store, exclude={candidate})
+        noise = {c: max(config.run_noise, s) for c, s in history.items()}
         result = compare_runs(
-            store.cells(baseline), store.cells(candidate), config, baseline, candidate
+            store.cells(baseline), store.cells(candidate), config, baseline, candidate, noise
         )
     if fmt == "json":
         echo_json(comparison_document(result))

@@ -20,10 +20,7 @@ no single night shows is `harness lab history`'s change points' job.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass, field, replace
-
-import numpy as np
 
 from harness.cells import Cell, CellRecord
 from harness.errors import HarnessError
@@ -35,7 +32,7 @@ from harness.measure.compare import (
     compare_models,
     compare_runs,
 )
-from harness.measure.steps import noise_level
+from harness.measure.series import level_noise
 from harness.store.store import RunInfo, Store
 
 SUFFIX = "@baseline"  # a lab model's baseline twin, swept beside it (harness.lab.paired)
@@ -228,15 +225,13 @@ def _slot(c: Cell) -> tuple:
 def night_noise(store: Store, tag_prefix: str, tonight: str) -> dict[Cell, float]:
     """Cell -> night-to-night SD of its log median over the lab's earlier nights (cells
     with 3 or more ok nights)."""
-    series: dict[Cell, list[float]] = {}
-    for night, runs in _nights(store.find_runs(tag_prefix=tag_prefix)).items():
-        if night == tonight:
-            continue
-        for run in runs:
-            for r in store.cells(run.run_id):
-                if r.status == "ok" and r.latency is not None and r.latency.center > 0:
-                    series.setdefault(r.cell, []).append(math.log(r.latency.center))
-    return {c: noise_level(np.asarray(v)) for c, v in series.items() if len(v) >= 3}
+    earlier = [
+        store.cells(run.run_id)
+        for night, runs in _nights(store.find_runs(tag_prefix=tag_prefix)).items()
+        if night != tonight
+        for run in runs
+    ]
+    return level_noise(earlier)
 
 
 def _result(cell: Cell, stored, verdict, lost: str | None, sigma=None) -> CellResult:

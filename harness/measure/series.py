@@ -9,13 +9,16 @@ series (harness.report.trend); the lab's night-by-night history groups them by n
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from harness.cells import CellRecord, LatencyStats
+import numpy as np
+
+from harness.cells import Cell, CellRecord, LatencyStats
 from harness.errors import HarnessError
 from harness.measure.stats import Z_95
-from harness.measure.steps import Step, detect_steps
+from harness.measure.steps import Step, detect_steps, noise_level
 from harness.store.store import RunInfo, Store
 
 BASELINE_TAG = "baseline"
@@ -178,3 +181,26 @@ def _steps(points: list[TrendPoint]) -> tuple[Step, ...]:
         if p.ci_high is not None and p.ci_low is not None
     ]
     return tuple(detect_steps([p.median for p in ok], noise))
+
+
+HISTORY_RUNS = 60  # how many of the newest runs a two-run compare reads for its noise
+
+
+def level_noise(runs: Iterable[list[CellRecord]], min_runs: int = 3) -> dict[Cell, float]:
+    """Cell -> run-to-run SD of its log median over `runs` (oldest first), for cells
+    with `min_runs` or more ok runs: the robust scale of successive differences
+    (steps.noise_level), so a slow drift or one step does not count as noise."""
+    series: dict[Cell, list[float]] = {}
+    for records in runs:
+        for r in records:
+            if r.status == "ok" and r.latency is not None and r.latency.center > 0:
+                series.setdefault(r.cell, []).append(math.log(r.latency.center))
+    return {c: noise_level(np.asarray(v)) for c, v in series.items() if len(v) >= min_runs}
+
+
+def history_noise(store: Store, exclude: set[str], limit: int = HISTORY_RUNS) -> dict[Cell, float]:
+    """level_noise over the store's newest `limit` runs but `exclude` (the runs being
+    judged): what each cell's runs have shown of their own run-to-run noise."""
+    runs = [r for r in store.list_runs(limit) if r.run_id not in exclude]
+    runs.sort(key=lambda r: (r.created_at, r.run_id))
+    return level_noise(store.cells(r.run_id) for r in runs)

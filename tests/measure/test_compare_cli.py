@@ -281,3 +281,39 @@ def test_real_digits_runs(variants, store_url, capsys, monkeypatch, tmp_path):
     doc = json.loads(out)
     assert code == (1 if doc["regression"] else 0)
     assert all(c["latency"]["p_value"] is not None for c in doc["cells"])
+
+
+def test_two_runs_take_each_cells_run_to_run_noise_from_the_stores_history(
+    tmp_path, capsys, monkeypatch
+):
+    """Six earlier runs of a cell scatter ±8 % as a whole (each run's rounds tight): a
+    +12 % run is ordinary for it, so `compare` says inconclusive with that noise, where
+    the default 3 % alone would call it slower; a cell steady across runs keeps the
+    3 % floor and its +60 % is slower. A store without history keeps the default."""
+    from lab.conftest import record
+
+    store = Store(f"sqlite:///{tmp_path / 'h.db'}")
+
+    def run(fp32_us, int8_us, seed):
+        run_id = store.create_run({})
+        for r in (record("d", "m", "fp32", "cpu", fp32_us, seed=seed),
+                  record("d", "m", "int8", "cpu", int8_us, seed=seed + 50)):  # fmt: skip
+            store.add_cell(run_id, r)
+        store.finish_run(run_id)
+        return run_id
+
+    url = store.url
+    first, second = run(1000, 500, 0), run(1120, 800, 1)  # no history yet: default noise
+    code, out, _ = harness(capsys, monkeypatch, "compare", first, second, "--store", url,
+                           "--json")  # fmt: skip
+    by = {c["variant"]: c for c in json.loads(out)["cells"]}
+    assert by["fp32"]["verdict"] == "slower" and by["fp32"]["latency"]["noise"] is not None
+    for i, level in enumerate((1080, 1150, 990, 920, 1050)):
+        run(level, 500, 10 + i)
+    base, cand = run(1050, 500, 20), run(1050 * 1.12, 800, 21)
+    code, out, _ = harness(capsys, monkeypatch, "compare", base, cand, "--store", url, "--json")
+    by = {c["variant"]: c for c in json.loads(out)["cells"]}
+    assert by["fp32"]["verdict"] == "inconclusive" and by["fp32"]["latency"]["change"] > 0.1
+    assert by["fp32"]["latency"]["run_noise"] > 0.05
+    assert by["int8"]["verdict"] == "slower" and by["int8"]["latency"]["run_noise"] == 0.03
+    assert code == 1
