@@ -278,7 +278,7 @@ class Session:
             flags = F.cell_flags(
                 graph, cell.delegate, cell.threads, 1, window, timing.warmup, self.options
             )
-            raw |= self.load_pass((flags or []) + resize, cell, window, limit)
+            raw |= self.load_pass((flags or []) + resize, cell, limit)
         elif cell.timing:
             try:
                 text, code, power = self.timed_pass(timed + resize, limit, cell)
@@ -351,9 +351,9 @@ class Session:
         res, power = energy.measure(self.device, run, self._argv(flags), inferences, status, tag)
         return (*res, power)
 
-    def load_pass(self, flags: list[str], cell: JobCell, window: float, timeout: float) -> dict:
+    def load_pass(self, flags: list[str], cell: JobCell, timeout: float) -> dict:
         """--concurrency N: N benchmark_model processes started together on the device,
-        each timing its own window of `window` seconds after its own load and warm-up.
+        each timing its own window (the flags' --min_secs) after its load and warm-up.
 
         The tool prints aggregates only, so the cell's latency is the N instances'
         aggregates pooled exactly (pool_aggregates); no per-request p99 exists. The
@@ -363,7 +363,7 @@ class Session:
         against the window."""
         n, tag = cell.concurrency, f"{cell.model_sha256[:12]}-{cell.id}"
         argv = ["sh", "-c", LOAD_SCRIPT, "sh", str(n), tag, *self._argv(flags)]
-        result = self.device.run_in_workdir(argv, timeout * n + 30.0)
+        result = self.device.run_in_workdir(argv, timeout + 30.0)  # side by side, not in turn
         texts, codes = split_load_output(result.stdout, n)
         results = []
         for i, (text, code) in enumerate(zip(texts, codes, strict=True)):
