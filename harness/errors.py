@@ -7,6 +7,7 @@ EXIT_OK = 0
 EXIT_REGRESSION = 1  # compare/recommend/lab: a verdict the caller should act on
 EXIT_USER_ERROR = 2  # bad input: missing file, corrupt model, unknown option value
 EXIT_DEVICE_ERROR = 3  # a device could not be reached or used
+EXIT_NOTHING_MEASURED = 4  # run: no cell measured anything (each failed or unsupported)
 
 
 class HarnessError(Exception):
@@ -19,6 +20,13 @@ class DeviceError(HarnessError):
     """A device is unreachable, unauthorized, or failed in a way no retry fixed."""
 
     exit_code = EXIT_DEVICE_ERROR
+
+
+class NothingMeasured(HarnessError):
+    """A run whose every cell failed or was unsupported: its rows are stored and shown,
+    but a script must not read it as a measurement."""
+
+    exit_code = EXIT_NOTHING_MEASURED
 
 
 def env_seconds(name: str, default: float) -> float:

@@ -132,10 +132,26 @@ def energy_per_inference(
     )
 
 
+MAX_READINGS = 36000  # kept per pass: an hour at 10 Hz; longer passes are evenly thinned
+
+
+def readings_record(idle: Sequence[PowerSample], busy: Sequence[PowerSample]) -> dict:
+    """The raw battery readings a figure rests on, as stored with the cell: rows of
+    [t_s, current_ua, voltage_uv] (times from the device's uptime), at most
+    MAX_READINGS per phase (every k-th when more, so the whole span stays)."""
+
+    def rows(samples: Sequence[PowerSample]) -> list[list[float]]:
+        step = max(1, -(-len(samples) // MAX_READINGS))
+        return [[s.t_s, s.current_ua, s.voltage_uv] for s in samples[::step]]
+
+    return {"columns": ["t_s", "current_ua", "voltage_uv"], "idle": rows(idle), "busy": rows(busy)}
+
+
 def pool_energy(rounds: Sequence[dict]) -> dict:
     """Several rounds' EnergyFigure dicts as one: joules and inferences summed, so the
     figure is total net energy over total inferences; meaningful only if every round
-    was."""
+    was. Each round's own figure is kept (`round_mj`: one reading per round, the unit a
+    comparison of two runs' energy rests on) and so are its raw readings."""
     n = sum(int(r.get("inferences") or 0) for r in rounds)
     net = sum(float(r.get("joules_net") or 0.0) for r in rounds)
     busy = sum(float(r.get("joules_busy") or 0.0) for r in rounds)
@@ -159,4 +175,7 @@ def pool_energy(rounds: Sequence[dict]) -> dict:
         battery_status=rounds[-1].get("battery_status"),
         meaningful=all(r.get("meaningful") for r in rounds),
         note="; ".join(notes) or None,
-    ).to_dict()
+    ).to_dict() | {
+        "round_mj": [r.get("mj_per_inference") for r in rounds],
+        "readings": [r["readings"] for r in rounds if isinstance(r.get("readings"), dict)],
+    }

@@ -25,24 +25,24 @@ MIN_SUSTAINED_S = 10.0  # shorter runs say nothing about heat
 
 def window_series(raw: dict) -> dict | None:
     """The runner's sustained record with each window reduced to its figures:
-    t_s, n (invokes in the window), kept (raw samples sent), median_us, p90_us,
-    freq_khz (per core, or None), temp_c (hottest zone, or None). None when malformed
-    (device output is untrusted)."""
+    t_s, n (invokes in the window), kept (raw samples sent), median_us, mean_us, p90_us,
+    center ("median"), freq_khz (per core, or None), temp_c (hottest zone, or None).
+
+    A window from an aggregate-only runner (Android: one benchmark_model process per
+    window) carries the tool's `aggregate` instead of samples: its median where the
+    tool printed one (center "median"), else its mean (center "mean"); its p95 as
+    p95_us and no p90. None when malformed (device output is untrusted)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("windows"), list):
         return None
     windows = []
     for w in raw["windows"]:
-        xs = w.get("invoke_us") if isinstance(w, dict) else None
-        if not isinstance(xs, list) or not xs or not all(_finite(x) for x in xs):
+        figures = _window_figures(w) if isinstance(w, dict) else None
+        if figures is None:
             return None
-        xs = sorted(float(x) for x in xs)
         windows.append(
-            {
-                "t_s": float(w.get("t_s") or 0.0),
-                "n": int(w.get("n") or len(xs)),
-                "kept": len(xs),
-                "median_us": statistics.median(xs),
-                "p90_us": xs[min(len(xs) - 1, int(0.9 * len(xs)))],
+            {"t_s": float(w.get("t_s") or 0.0)}
+            | figures
+            | {
                 "freq_khz": _ints(w.get("freq_khz")),
                 "temp_c": float(w["temp_c"]) if _finite(w.get("temp_c")) else None,
             }
@@ -56,7 +56,39 @@ def window_series(raw: dict) -> dict | None:
         "cores": int(raw.get("cores") or 0),
         "zones": int(raw.get("zones") or 0),
     }
+    for key in ("processes", "timed_fraction", "note"):  # aggregate-only runners say how
+        if raw.get(key) is not None:
+            out[key] = raw[key]
     return out | analyse(windows)
+
+
+def _window_figures(w: dict) -> dict | None:
+    xs = w.get("invoke_us")
+    if isinstance(xs, list) and xs and all(_finite(x) for x in xs):
+        xs = sorted(float(x) for x in xs)
+        return {
+            "n": int(w.get("n") or len(xs)),
+            "kept": len(xs),
+            "median_us": statistics.median(xs),
+            "mean_us": statistics.fmean(xs),
+            "p90_us": xs[min(len(xs) - 1, int(0.9 * len(xs)))],
+            "center": "median",
+        }
+    a = w.get("aggregate")
+    if not isinstance(a, dict) or not _finite(a.get("mean")) or not _finite(a.get("n")):
+        return None
+    if a["n"] < 1 or a["mean"] <= 0:
+        return None
+    median = a.get("median") if _finite(a.get("median")) else None
+    return {
+        "n": int(a["n"]),
+        "kept": 0,
+        "median_us": float(median if median is not None else a["mean"]),
+        "mean_us": float(a["mean"]),
+        "p90_us": None,  # the tool prints p5/median/p95 only
+        "p95_us": float(a["p95"]) if _finite(a.get("p95")) else None,
+        "center": "median" if median is not None else "mean",
+    }
 
 
 def analyse(windows: list[dict]) -> dict:

@@ -476,6 +476,12 @@ def test_energy_on_android_from_the_fake_battery(phone, variants, store_url, mon
     assert 4 <= e["rate_hz"] <= 11 and e["samples"] >= 3  # about 10 Hz, as sampled
     assert e["inferences"] > 0 and e["mj_per_inference"] > 0 and e["meaningful"]
     assert e["mj_per_inference"] == pytest.approx(e["joules_net"] / e["inferences"] * 1e3)
+    # the readings the figure rests on are stored with it, as read from the battery
+    readings = e["readings"]
+    assert readings["columns"] == ["t_s", "current_ua", "voltage_uv"]
+    assert len(readings["busy"]) == e["samples"] and readings["idle"]
+    assert {row[2] for row in readings["busy"] + readings["idle"]} == {4_000_000}
+    assert {row[1] for row in readings["idle"]} == {125_000}
     run_id = json.loads(proc.stdout)["run_id"]
     budget = ["recommend", run_id, "--max-latency", "10s", "--store", store_url, "--json"]
     fits = harness(*budget, "--max-energy", f"{e['mj_per_inference'] * 1.01:.6g}")
@@ -495,3 +501,66 @@ def test_energy_on_android_from_the_fake_battery(phone, variants, store_url, mon
     assert refused.returncode == 2 and refused.stdout == ""
     [line] = [ln for ln in refused.stderr.splitlines() if ln.strip()]
     assert line.startswith("harness: error: --unplug:") and "dumpsys battery unplug" in line
+
+
+def test_sustained_on_android_runs_back_to_back_windows_with_sysfs_between(
+    phone, variants, store_url
+):
+    """--sustained 10s on Android: benchmark_model passes of one 1 s window each (one
+    run at least, --min_secs=1), back to back on the device until 10 s have passed, the
+    CPU frequencies and thermal zones read after each; the test lowers one core's
+    frequency and heats the zone midway, and the series shows it from that window on."""
+    import threading
+    import time
+
+    root, sysfs = phone["root"], Path(os.environ["HARNESS_SYSFS"])
+    (root / "standin-calls.jsonl").unlink(missing_ok=True)
+
+    def throttle_later() -> None:
+        time.sleep(6.0)
+        for rel, value in (
+            ("devices/system/cpu/cpu1/cpufreq/scaling_cur_freq", "1000000"),
+            ("class/thermal/thermal_zone0/temp", "71500"),
+        ):
+            tmp = sysfs / (rel + ".tmp")
+            tmp.write_text(value + "\n")
+            tmp.replace(sysfs / rel)  # whole, as a sysfs attribute is
+
+    watcher = threading.Thread(target=throttle_later, daemon=True)
+    watcher.start()
+    args = ["run", str(variants.manifest_path.parent), "--device", phone["serial"],
+            "--variants", "fp32", "--delegates", "xnnpack", "--sustained", "10s",
+            "--store", store_url, "--json"]  # fmt: skip
+    proc = harness(*args)
+    watcher.join()
+    assert proc.returncode == 0, proc.stderr
+    [cell] = json.loads(proc.stdout)["cells"]
+    assert cell["status"] == "ok", cell
+    s = cell["extra"]["sustained"]
+    ws = s["windows"]
+    timed = [c for c in _calls(root) if "--min_secs=1" in c["argv"]]
+    assert len(ws) == s["processes"] == len(timed) >= 4  # one process per window
+    assert all("--num_runs=1" in c["argv"] for c in timed)
+    assert ws[-1]["t_s"] >= 10.0 - 1.0  # ran until the duration had passed
+    assert all(a["t_s"] < b["t_s"] for a, b in zip(ws, ws[1:], strict=False))
+    # each window is the tool's own figures (the stand-in replays one recording)
+    assert len({(w["n"], w["median_us"]) for w in ws}) == 1 and ws[0]["center"] == "mean"
+    assert cell["latency_us"]["n"] == sum(w["n"] for w in ws)
+    assert s["missing"] == [] and (s["cores"], s["zones"]) == (2, 1)
+    assert ws[0]["freq_khz"] == [1200000, 2000000] and ws[0]["temp_c"] == 45.0
+    assert ws[-1]["freq_khz"] == [1200000, 1000000] and ws[-1]["temp_c"] == 71.5
+    assert s["timed_fraction"] > 0  # a replay's figures, not its sleep: the real tool's is <= 1
+    assert s["steady_ratio"] == pytest.approx(1.0)  # the same replay throughout
+
+
+def test_sustained_with_energy_on_android_is_an_unsupported_row(phone, variants, store_url):
+    proc = harness(
+        "run", str(variants.manifest_path.parent), "--device", phone["serial"], "--variants",
+        "fp32", "--delegates", "xnnpack", "--sustained", "10s", "--energy", "--store",
+        store_url, "--json",
+    )  # fmt: skip
+    [cell] = json.loads(proc.stdout)["cells"]  # the row is shown and stored
+    assert cell["status"] == "unsupported" and "sustained" in cell["reason"]
+    assert proc.returncode == 4  # nothing was measured
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert line.startswith("harness: error: run ") and "measured nothing: 1 unsupported" in line

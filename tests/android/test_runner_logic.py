@@ -393,3 +393,44 @@ def test_decode_outputs_takes_the_output_a_metric_names():
     assert first.tolist() == [[0, 1, 2], [3, 4, 5]]
     second = decode_outputs(data, (a, b), 2, index=1)
     assert second.tolist() == [[1.0, 2.0], [3.0, 4.0]]  # (q + 1) x 0.5
+
+
+def test_split_windows_reads_each_pass_and_the_sysfs_after_it():
+    from harness.runners.benchmark_model.runner import WINDOW_END, WINDOW_MARK, split_windows
+
+    out = (
+        f"{WINDOW_MARK} 0 100.00\nINFO: count=5 avg=10\n{WINDOW_END} 0 101.25 0\n"
+        "harness-freq 1 900\nharness-freq 0 1800\nharness-temp 45000\nharness-temp 51000\n"
+        f"{WINDOW_MARK} 1 101.30\nline a\nharness-freq 7 7\n{WINDOW_END} 1 102.50 134\n"
+        f"{WINDOW_MARK} 2 102.60\ncut off here\n"  # the connection dropped mid-pass
+    )
+    first, second = split_windows(out)
+    assert (first.start, first.end, first.code) == (100.0, 101.25, 0)
+    assert first.text == "INFO: count=5 avg=10\n"
+    assert first.freqs == {0: 1800, 1: 900} and first.temps == [45000, 51000]
+    # inside a pass, a line is the tool's output whatever it looks like
+    assert second.code == 134 and second.text == "line a\nharness-freq 7 7\n"
+    assert second.freqs == {} and second.temps == []
+
+
+def test_window_series_takes_a_tools_aggregates_per_window():
+    from harness.measure.sustained import window_series
+
+    agg = {"n": 50, "mean": 1100.0, "std": 90, "min": 950, "max": 1500, "p5": 960,
+           "median": 1020.0, "p95": 1400.0}  # fmt: skip
+    raw = {"duration_s": 12, "windows": [
+        {"t_s": 1.0 + k, "n": 50, "aggregate": agg | ({"median": 1500.0} if k >= 6 else {}),
+         "freq_khz": [1800000], "temp_c": 40.0 + k}
+        for k in range(12)
+    ]}  # fmt: skip
+    s = window_series(raw)
+    assert [w["median_us"] for w in s["windows"][:2]] == [1020.0, 1020.0]
+    assert s["windows"][0]["center"] == "median" and s["windows"][0]["p95_us"] == 1400.0
+    assert s["windows"][0]["p90_us"] is None and s["windows"][0]["mean_us"] == 1100.0
+    assert s["steady_ratio"] == pytest.approx(1500 / 1020)
+    assert s["onset"] is not None and s["onset"]["t_s"] == 6.0
+    no_median = window_series({"windows": [{"t_s": 1, "aggregate": agg | {"median": None}}]})
+    assert no_median["windows"][0]["median_us"] == 1100.0
+    assert no_median["windows"][0]["center"] == "mean"
+    for bad in ({"n": 0, "mean": 5}, {"n": 3, "mean": float("nan")}, {"n": 3}):
+        assert window_series({"windows": [{"t_s": 1, "aggregate": bad}]}) is None

@@ -16,7 +16,12 @@ from collections.abc import Iterator
 
 from harness.devices.base import Device
 from harness.errors import DeviceError, HarnessError
-from harness.measure.energy import EnergyFigure, energy_per_inference, parse_samples
+from harness.measure.energy import (
+    EnergyFigure,
+    energy_per_inference,
+    parse_samples,
+    readings_record,
+)
 
 SAMPLE_PERIOD_S = 0.1  # about 10 Hz: what current_now is refreshed at on most phones
 IDLE_S = 2.0  # the idle baseline, measured just before each cell's timed pass
@@ -72,19 +77,20 @@ def read_samples(device: Device, path: str) -> str:
 
 def measure(
     device: Device, run, timed_argv: list[str], inferences_of, status: str | None, tag: str
-) -> tuple[object, EnergyFigure | None]:
+) -> tuple[object, EnergyFigure, dict]:
     """Idle baseline (IDLE_S of `sleep`), then the timed pass under the sampler.
 
     `run(argv)` runs a command on the device (the session's own invoke, pinned);
     `inferences_of(result)` counts the inferences the pass ran. Returns the pass's
-    result and its energy figure."""
+    result, its energy figure and the raw readings (measure.energy.readings_record)."""
     idle_file, busy_file = f"energy-idle-{tag}.txt", f"energy-busy-{tag}.txt"
     run(sampled(["sleep", f"{IDLE_S:g}"], idle_file))
     idle = parse_samples(read_samples(device, idle_file))
     result = run(sampled(timed_argv, busy_file))
     busy = parse_samples(read_samples(device, busy_file))
     inferences = inferences_of(result)
-    return result, energy_per_inference(idle, busy, inferences, status)
+    figure = energy_per_inference(idle, busy, inferences, status)
+    return result, figure, readings_record(idle, busy)
 
 
 @contextlib.contextmanager

@@ -56,6 +56,7 @@ from harness.runners.benchmark_model.parse import (
 )
 from harness.runners.benchmark_model.tools import ToolBinary, abi_record, choose_for_device
 from harness.runners.python_runner import (
+    SUSTAINED_WINDOW_S,
     JobCell,
     RoundBook,
     RoundHook,
@@ -99,6 +100,36 @@ while [ "$i" -lt "$n" ]; do
   rm -f "load-$tag-$i.txt"
   eval "echo {LOAD_EXIT} $i \$code$i"
   i=$((i + 1))
+done
+"""
+
+# --sustained on Android: benchmark_model passes of one window each (--min_secs), back to
+# back until the duration has passed, each bracketed by /proc/uptime and followed by the
+# CPU frequencies and thermal zones (read between passes, outside any timed run). A pass
+# that fails ends the loop: its output and code are the cell's reason.
+WINDOW_MARK, WINDOW_END = "harness-window", "harness-window-end"
+SUSTAINED_SCRIPT = rf"""
+dur="$1"; shift
+S="${{HARNESS_SYSFS:-/sys}}"
+read -r up _ < /proc/uptime; t0="${{up%.*}}"
+i=0
+while :; do
+  read -r up _ < /proc/uptime
+  echo "{WINDOW_MARK} $i $up"
+  "$@" 2>&1
+  code=$?
+  read -r up _ < /proc/uptime
+  echo "{WINDOW_END} $i $up $code"
+  for c in "$S"/devices/system/cpu/cpu[0-9]*; do
+    f=$(cat "$c/cpufreq/scaling_cur_freq" 2>/dev/null) && echo "harness-freq ${{c##*/cpu}} $f"
+  done
+  for z in "$S"/class/thermal/thermal_zone*/temp; do
+    t=$(cat "$z" 2>/dev/null) && echo "harness-temp $t"
+  done
+  [ "$code" -eq 0 ] || break
+  i=$((i + 1))
+  now="${{up%.*}}"
+  [ $((now - t0)) -lt "$dur" ] || break
 done
 """
 
@@ -241,11 +272,11 @@ class Session:
             resize = self._batch_flags(cell)
         except HarnessError as exc:
             return {"status": "unsupported", "reason": str(exc), "env": env}
-        if cell.sustained_s:
+        if cell.sustained_s and self.options.energy:
             return {
                 "status": "unsupported",
-                "reason": "--sustained on Android (benchmark_model) is not implemented yet; "
-                "run it on a Linux board or the host",
+                "reason": "--energy times one benchmark_model pass: a sustained run of "
+                "back-to-back passes is not measured for energy",
                 "env": env,
             }
         if (cell.load or cell.concurrency != 1) and self.options.energy:
@@ -273,7 +304,13 @@ class Session:
             }
         raw: dict = {"status": "ok", "env": env, "affinity": self.affinity}
         limit = timing.cell_timeout_s or timing.timeout_s
-        if cell.timing and (cell.load or cell.concurrency != 1):
+        if cell.timing and cell.sustained_s:
+            flags = F.cell_flags(
+                graph, cell.delegate, cell.threads, 1, SUSTAINED_WINDOW_S, timing.warmup,
+                self.options,
+            )  # fmt: skip
+            raw |= self.sustained_pass((flags or []) + resize, cell, limit)
+        elif cell.timing and (cell.load or cell.concurrency != 1):
             window = timing.min_secs or timing.load_window_s
             flags = F.cell_flags(
                 graph, cell.delegate, cell.threads, 1, window, timing.warmup, self.options
@@ -281,12 +318,12 @@ class Session:
             raw |= self.load_pass((flags or []) + resize, cell, limit)
         elif cell.timing:
             try:
-                text, code, power = self.timed_pass(timed + resize, limit, cell)
+                text, code, power, readings = self.timed_pass(timed + resize, limit, cell)
             except _NoBattery:
                 return {"status": "unsupported", "reason": NO_BATTERY, "env": env}
             raw |= timed_result(parse_output(text), code, cell.delegate, text)
             if power is not None and raw["status"] == "ok":
-                raw["energy"] = power.to_dict()
+                raw["energy"] = power.to_dict() | {"readings": readings}
             if raw["status"] == "ok" and final:
                 text, code = self.invoke(
                     F.memory_flags(graph, cell.delegate, cell.threads, self.options) + resize,
@@ -331,10 +368,10 @@ class Session:
         return argv
 
     def timed_pass(self, flags: list[str], timeout: float, cell: JobCell):
-        """(text, exit code, EnergyFigure or None): the timed pass, under the battery
-        sampler after an idle baseline when --energy is on."""
+        """(text, exit code, EnergyFigure or None, raw readings or None): the timed pass,
+        under the battery sampler after an idle baseline when --energy is on."""
         if not self.options.energy:
-            return (*self.invoke(flags, timeout), None)
+            return (*self.invoke(flags, timeout), None, None)
         status = energy.battery_status(self.device)
         if status is None:  # checked per cell: cheap, and the row says why
             raise _NoBattery()
@@ -348,8 +385,10 @@ class Session:
             return sum(s.count for s in (parsed.warmup, parsed.steady) if s is not None)
 
         tag = f"{cell.model_sha256[:12]}-{cell.id}"
-        res, power = energy.measure(self.device, run, self._argv(flags), inferences, status, tag)
-        return (*res, power)
+        res, power, readings = energy.measure(
+            self.device, run, self._argv(flags), inferences, status, tag
+        )
+        return (*res, power, readings)
 
     def load_pass(self, flags: list[str], cell: JobCell, timeout: float) -> dict:
         """--concurrency N: N benchmark_model processes started together on the device,
@@ -387,6 +426,69 @@ class Session:
                 "samples": requests * cell.batch,
                 "window_s": max(spans),
                 "per_instance": [int(a["n"]) for a in aggs],
+            },
+        }
+
+    def sustained_pass(self, flags: list[str], cell: JobCell, timeout: float) -> dict:
+        """--sustained on Android: benchmark_model passes of one window each, back to back
+        on the device for the cell's duration (SUSTAINED_SCRIPT), the CPU frequencies and
+        the hottest thermal zone read between them.
+
+        Each window is a fresh process (the tool prints aggregates only once, at its end),
+        so each window's figure is the tool's own median of its runs (its mean where it
+        printed none) and the windows are separated by a model load and warm-up: the
+        timed fraction of the wall time is recorded beside the series."""
+        duration = float(cell.sustained_s or 0.0)
+        argv = ["sh", "-c", SUSTAINED_SCRIPT, "sh", str(math.ceil(duration)), *self._argv(flags)]
+        result = self.device.run_in_workdir(argv, timeout + 60.0)
+        passes = split_windows(result.stdout)
+        if not passes:
+            return {
+                "status": "failed",
+                "reason": f"sustained: no window ran: {tail(result.stdout + result.stderr)}",
+            }
+        first = None
+        windows = []
+        for k, w in enumerate(passes):
+            one = timed_result(parse_output(w.text), w.code, cell.delegate, w.text)
+            if one.get("status", "ok") != "ok":
+                return one | {"reason": f"sustained window {k + 1}: {one.get('reason')}"}
+            first = first or one
+            agg = one["latency_aggregate"]
+            windows.append(
+                {
+                    "t_s": w.end - passes[0].start,
+                    "n": int(agg["n"]),
+                    "aggregate": agg,
+                    "init_us": one.get("init_us"),
+                    "freq_khz": [w.freqs[c] for c in sorted(w.freqs)] or None,
+                    "temp_c": max(w.temps) / 1000.0 if w.temps else None,  # millidegrees
+                }
+            )
+        aggs = [w["aggregate"] for w in windows]
+        wall = passes[-1].end - passes[0].start
+        timed = sum(a["n"] * a["mean"] for a in aggs) / 1e6
+        missing = [
+            what
+            for what, found in (
+                ("cpufreq/scaling_cur_freq", any(w.freqs for w in passes)),
+                ("thermal_zone*/temp", any(w.temps for w in passes)),
+            )
+            if not found
+        ]
+        return first | {
+            "latency_aggregate": pool_aggregates(aggs) if len(aggs) > 1 else aggs[0],
+            "sustained": {
+                "duration_s": duration,
+                "window_s": SUSTAINED_WINDOW_S,
+                "windows": windows,
+                "missing": missing,
+                "cores": max(len(w.freqs) for w in passes),
+                "zones": max(len(w.temps) for w in passes),
+                "processes": len(windows),
+                "timed_fraction": timed / wall if wall > 0 else None,
+                "note": "one benchmark_model process per window (its median of the window's "
+                "runs); between windows the model is loaded again",
             },
         }
 
@@ -664,6 +766,55 @@ def split_load_output(stdout: str, n: int) -> tuple[list[str], list[int]]:
         if current is not None:
             texts[current] += line
     return texts, codes
+
+
+@dataclass
+class WindowPass:
+    """One pass of SUSTAINED_SCRIPT: its output, exit code, uptime at its start and
+    end, and the sysfs readings after it (cpu index -> kHz; zone temperatures in m°C)."""
+
+    text: str
+    code: int
+    start: float
+    end: float
+    freqs: dict[int, int] = field(default_factory=dict)
+    temps: list[int] = field(default_factory=list)
+
+
+def split_windows(stdout: str) -> list[WindowPass]:
+    """SUSTAINED_SCRIPT's output -> its passes in order; a pass cut off before its end
+    line (the connection dropped, the timeout struck) is left out."""
+    out: list[WindowPass] = []
+    text, start = None, 0.0  # text: the output of the pass under way, None between passes
+    for line in stdout.splitlines(keepends=True):
+        head = line.split()
+        if len(head) == 3 and head[0] == WINDOW_MARK and _number(head[2]) is not None:
+            text, start = "", _number(head[2])
+        elif text is not None and len(head) == 4 and head[0] == WINDOW_END:
+            end = _number(head[2])
+            code = int(head[3]) if head[3].lstrip("-").isdigit() else -1
+            if end is not None:
+                out.append(WindowPass(text, code, start, end))
+            text = None
+        elif text is not None:
+            text += line
+        elif out and len(head) == 3 and head[0] == "harness-freq" and _digits(head[1:]):
+            out[-1].freqs[int(head[1])] = int(head[2])
+        elif out and len(head) == 2 and head[0] == "harness-temp" and _digits([head[1]], True):
+            out[-1].temps.append(int(head[1]))
+    return out
+
+
+def _digits(words: list[str], signed: bool = False) -> bool:
+    return all((w.lstrip("-") if signed else w).isdigit() for w in words)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def profile_summary(parsed: BenchmarkOutput) -> dict:
