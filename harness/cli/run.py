@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
 
 from harness.cli.options import echo_json, json_option, parse_seconds, say, store_option
-from harness.errors import HarnessError
+from harness.errors import HarnessError, NothingMeasured
 
 
 def _android_options(command):
@@ -292,6 +293,13 @@ def run(
     else:
         render_run(run_id, records)
         click.echo(f"stored in {store.display_url} as run {run_id}")
+    if records and not any(r.status == "ok" for r in records):
+        counts = Counter(r.status for r in records)
+        raise NothingMeasured(
+            f"run {run_id} measured nothing: "
+            + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            + " (each row's reason says why)"
+        )
 
 
 def _precision(precision: str | None, max_time: str | None) -> dict:
@@ -315,18 +323,13 @@ def _precision(precision: str | None, max_time: str | None) -> dict:
 
 
 def _sustained(text: str, concurrency: str | None) -> float:
-    """--sustained as seconds, at least MIN_SUSTAINED_S (one line, exit 2 otherwise)."""
-    from harness.measure.sustained import MIN_SUSTAINED_S
+    """--sustained as seconds (harness.lab.plan.parse_sustained; one line, exit 2)."""
+    from harness.lab.plan import parse_sustained
 
-    seconds = parse_seconds(text)
-    if not seconds >= MIN_SUSTAINED_S or seconds > 86400:
-        raise HarnessError(
-            f"--sustained {text!r} must be from {MIN_SUSTAINED_S:g}s to 24h "
-            "(shorter runs say nothing about heat)"
-        )
-    if concurrency:
-        raise HarnessError("--sustained runs one instance per cell: drop --concurrency")
-    return seconds
+    try:
+        return parse_sustained(text, "--concurrency" if concurrency else None)
+    except HarnessError as exc:
+        raise HarnessError(f"--sustained {exc}") from None
 
 
 def _runner_options(android: dict) -> dict:
