@@ -17,6 +17,13 @@ are relative to the lab file's directory. The format (all keys but `models` opti
     threads = [1, 4]
     batch = [1, 8]                    # samples per invoke (default [1])
     concurrency = [1, 4]              # instances serving at once: every cell a load window
+    sustained = "5m"                  # each cell back to back this long (10s..24h) in 1 s
+                                      # windows with CPU frequencies and heat; one round per
+                                      # cell, cell timeout >= sustained + 120 s; not with
+                                      # concurrency (as `harness run --sustained`)
+    energy = true                     # Android: battery sampled around each timed pass
+                                      # (mJ per inference); other devices: unsupported rows
+    unplug = true                     # Android: `dumpsys battery unplug` for each run
     eval = "data/eval.npz"            # default eval data for every model
     lock_wait = 600                   # seconds to wait for another process holding a device
 
@@ -47,7 +54,7 @@ from harness.convert.pipeline import MANIFEST_NAME
 from harness.convert.sources import KERAS_SUFFIXES
 from harness.convert.variants import VARIANTS
 from harness.errors import HarnessError
-from harness.lab.plan import DELEGATES, MAX_CONCURRENCY
+from harness.lab.plan import DELEGATES, MAX_CONCURRENCY, parse_sustained
 from harness.measure.compare import CompareConfig, parse_percent
 from harness.runners.python_runner import TimingConfig
 
@@ -63,6 +70,9 @@ _TOP_KEYS = {
     "threads",
     "batch",
     "concurrency",
+    "sustained",
+    "energy",
+    "unplug",
     "eval",
     "lock_wait",
     "timing",
@@ -136,6 +146,9 @@ class LabConfig:
     batches: tuple[int, ...] = (1,)
     concurrency: tuple[int, ...] = (1,)
     load: bool = False  # `concurrency` given: every cell is timed as a load window
+    sustained_s: float | None = None  # `sustained`: every cell run back to back this long
+    energy: bool = False  # Android: battery sampled around each timed pass
+    unplug: bool = False  # Android: `dumpsys battery unplug` for the run
     timing: LabTiming = field(default_factory=LabTiming)
     compare: CompareConfig = field(default_factory=CompareConfig)
     baseline: str = "previous"
@@ -146,6 +159,16 @@ class LabConfig:
 
     def night_tag(self, night: str) -> str:
         return f"lab:{self.name}:{night}"
+
+    @property
+    def runner_options(self) -> dict:
+        """The RunSpec's runner_options (benchmark_model's, as `harness run --energy
+        --unplug` builds them); empty when neither is on, as the lab stored before."""
+        if not (self.energy or self.unplug):
+            return {}
+        from harness.runners.benchmark_model.flags import BenchmarkOptions
+
+        return BenchmarkOptions(energy=self.energy, unplug=self.unplug).to_dict()
 
     @property
     def tag_prefix(self) -> str:
@@ -181,6 +204,9 @@ def load_lab_config(path: Path) -> LabConfig:
         batches=v.int_list(doc, "batch", "", default=(1,)),
         concurrency=_concurrency(v, doc),
         load="concurrency" in doc,
+        sustained_s=_sustained(v, doc),
+        energy=v.boolean(doc, "energy", "", default=False),
+        unplug=v.boolean(doc, "unplug", "", default=False),
         timing=_timing(v, doc.get("timing", {})),
         compare=_compare(v, doc.get("compare", {})),
         baseline=_baseline(v, doc),
@@ -285,6 +311,19 @@ def _concurrency(v: _Validator, doc: dict) -> tuple[int, ...]:
     if max(levels) > MAX_CONCURRENCY:
         v.fail("concurrency", f"{max(levels)} is above the limit of {MAX_CONCURRENCY} instances")
     return levels
+
+
+def _sustained(v: _Validator, doc: dict) -> float | None:
+    """`sustained = "5m"` (or seconds as a number) by `harness run --sustained`'s rule."""
+    if "sustained" not in doc:
+        return None
+    raw = doc["sustained"]
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        v.fail("sustained", f'must be a duration like "5m" or "90s", got {_type(raw)}')
+    try:
+        return parse_sustained(str(raw), "concurrency" if "concurrency" in doc else None)
+    except HarnessError as exc:
+        v.fail("sustained", str(exc))
 
 
 def _delegates(v: _Validator, doc: dict) -> tuple[str, ...]:

@@ -66,7 +66,7 @@ def run_lab(
         if m.error:
             progress(f"{m.name}: {m.error}")
     base_records = [r for run_id in baseline.run_ids for r in store.cells(run_id)]
-    notes = []
+    notes = mode_notes(config)
     for i, m in enumerate(models):
         models[i], note = with_baseline(m, base_records, archive_dir(config))
         if note:
@@ -86,6 +86,8 @@ def run_lab(
             command=options.command,
             batches=config.batches,
             concurrency=config.concurrency,
+            sustained_s=config.sustained_s,
+            runner_options=config.runner_options,
         )
         for d in config.devices
     ]
@@ -103,6 +105,25 @@ def run_lab(
     )
     out_dir = options.out_dir or _default_out(config) / night
     return LabRun(result, write_outputs(result, out_dir))
+
+
+def mode_notes(config: LabConfig) -> list[str]:
+    """What the summary says about how every cell was measured, when not as usual."""
+    notes = []
+    if config.sustained_s:
+        notes.append(
+            f"every cell ran sustained {config.sustained_s:g} s back to back in 1 s windows "
+            "(one round; its latency is the pooled windows, its figures below)"
+        )
+    if config.energy:
+        notes.append(
+            "energy: the battery sampled around each timed pass (Android; a device "
+            "without a battery to read has unsupported rows)"
+            + ("; the battery unplugged for each run" if config.unplug else "")
+        )
+    elif config.unplug:
+        notes.append("the battery unplugged for each run (Android: dumpsys battery unplug)")
+    return notes
 
 
 def archive_dir(config: LabConfig) -> Path:

@@ -15,6 +15,11 @@ night-to-night noise, the robust scatter of its medians over the lab's earlier n
 on), and that replaces the compare's generic run-to-run noise in the cell's interval.
 A move the cell makes on ordinary nights is then not a regression. The slow creep that
 no single night shows is `harness lab history`'s change points' job.
+
+Like meets like: a cell is compared (and its noise taken) only with cells measured the
+same way, by its run's measure_mode (a load window, `sustained` seconds, `energy`,
+`unplug`), which a Cell does not carry: a sustained cell's latency is its pooled
+windows, a hot device's, and a night that turned `sustained` on is not slower for it.
 """
 
 from __future__ import annotations
@@ -65,6 +70,10 @@ class CellResult:
     note: str | None = None
     shift: float | None = None  # pooled Hodges-Lehmann shift (a diagnostic)
     night_noise: float | None = None  # night-to-night SD of the log median, earlier nights
+    # `sustained` cells: duration_s, windows, onset_s (throttling), steady_ratio
+    sustained: dict | None = None
+    energy_mj: float | None = None  # `energy`: mJ per inference above idle (on battery)
+    detail: str | None = None  # the sustained and energy figures as one line (summary.md)
 
     @property
     def outcome(self) -> str:
@@ -92,6 +101,9 @@ class CellResult:
             "shift": self.shift,
             "night_noise": self.night_noise,
             "note": self.note,
+            "sustained": self.sustained,
+            "energy_mj": self.energy_mj,
+            "detail": self.detail,
         }
 
 
@@ -175,9 +187,24 @@ def judge_night(
     paired against the baseline's file measured in the same run where the night did
     that (harness.lab.paired), else across the two nights."""
     stored = night_records(store, tag)
-    base = [r for run_id in baseline.run_ids for r in store.cells(run_id)]
+    mode_of = {run.run_id: measure_mode(run.config) for run in store.find_runs(tag=tag)}
+    modes = {c: mode_of.get(run_id) for c, (run_id, _) in stored.items()}
+    base, unlike = [], 0
+    for run_id in baseline.run_ids:
+        mode = measure_mode(store.get_run(run_id).config)
+        for r in store.cells(run_id):
+            if modes.get(r.cell, mode) == mode:
+                base.append(r)
+            else:
+                unlike += 1
+    if unlike:
+        notes = (
+            *notes,
+            f"{unlike} baseline cell(s) were measured otherwise (load window, sustained, "
+            "energy or unplug differ from tonight's): not compared",
+        )
     tonight = [r for _, r in stored.values()]
-    noise = night_noise(store, f"lab:{lab}:", tag)
+    noise = night_noise(store, f"lab:{lab}:", tag, modes)
     verdicts = {}
     if {r.cell for r in base} & {r.cell for r in tonight}:  # else nothing to compare
         label = baseline.label or ""
@@ -222,16 +249,34 @@ def _slot(c: Cell) -> tuple:
     return (c.device, *c.slot)  # batch and concurrency too: only like meets like
 
 
-def night_noise(store: Store, tag_prefix: str, tonight: str) -> dict[Cell, float]:
+def night_noise(
+    store: Store, tag_prefix: str, tonight: str, modes: dict[Cell, tuple | None] | None = None
+) -> dict[Cell, float]:
     """Cell -> night-to-night SD of its log median over the lab's earlier nights (cells
-    with 3 or more ok nights)."""
-    earlier = [
-        store.cells(run.run_id)
-        for night, runs in _nights(store.find_runs(tag_prefix=tag_prefix)).items()
-        if night != tonight
-        for run in runs
-    ]
+    with 3 or more ok nights), each cell's from the nights that measured it as tonight
+    does (`modes`: cell -> tonight's measure_mode; a cell not in it takes every night)."""
+    modes = modes or {}
+    earlier = []
+    for night, runs in _nights(store.find_runs(tag_prefix=tag_prefix)).items():
+        if night == tonight:
+            continue
+        for run in runs:
+            mode = measure_mode(run.config)
+            earlier.append([r for r in store.cells(run.run_id) if modes.get(r.cell, mode) == mode])
     return level_noise(earlier)
+
+
+def measure_mode(config: dict) -> tuple:
+    """How a run measured its cells beyond the cells' own axes, from its stored RunSpec:
+    (load window, sustained seconds, energy, unplug). Runs stored before a key existed
+    read as its default, so older nights still meet the nights that do not use it."""
+    options = config.get("runner_options") or {}
+    return (
+        bool(config.get("load")),
+        config.get("sustained_s") or None,
+        bool(options.get("energy")),
+        bool(options.get("unplug")),
+    )
 
 
 def _result(cell: Cell, stored, verdict, lost: str | None, sigma=None) -> CellResult:
@@ -255,7 +300,38 @@ def _result(cell: Cell, stored, verdict, lost: str | None, sigma=None) -> CellRe
         verdict.note if verdict else None,
         latency_change.shift if latency_change else None,
         sigma,
+        *_figures(r),
     )
+
+
+def _figures(r: CellRecord) -> tuple[dict | None, float | None, str | None]:
+    """(sustained summary, mJ per inference, one line of both) of an ok cell, each None
+    when the cell has none: a sustained cell's latency alone hides its throttling, and
+    an energy cell's figure is the reason it was measured."""
+    if r.status != "ok":
+        return None, None, None
+    from harness.report.sustained_view import sustained_line
+
+    parts, sustained, mj = [], None, None
+    s = r.extra.get("sustained")
+    if isinstance(s, dict):
+        onset = s.get("onset") or {}
+        sustained = {
+            "duration_s": s.get("duration_s"),
+            "windows": len(s.get("windows") or []),
+            "onset_s": onset.get("t_s"),
+            "steady_ratio": s.get("steady_ratio"),
+        }
+        line = sustained_line(r) or ""
+        parts.append(line.removeprefix(f"{r.cell.model} {r.cell.setting} "))
+    e = r.extra.get("energy")
+    if isinstance(e, dict) and isinstance(e.get("mj_per_inference"), int | float):
+        if e.get("meaningful"):
+            mj = float(e["mj_per_inference"])
+            parts.append(f"energy {mj:.3g} mJ per inference")
+        else:  # a charging phone: the figure is kept in the store, not reported as one
+            parts.append(f"energy not meaningful: {e.get('note') or 'not on battery'}")
+    return sustained, mj, "; ".join(parts) or None
 
 
 def _nights(runs: list[RunInfo]) -> dict[str, list[RunInfo]]:

@@ -108,6 +108,31 @@ def parse_concurrency(text: str) -> tuple[int, ...]:
     return values
 
 
+MAX_SUSTAINED_S = 86400.0  # a day: longer is a soak test, not a benchmark
+
+
+def parse_sustained(text: str, concurrency: str | None = None) -> float:
+    """A sustained duration ('5m', '90s', '600') as seconds, for `harness run --sustained`
+    and the lab file's `sustained`: from MIN_SUSTAINED_S to 24 h, and never with a
+    concurrency setting (`concurrency` names the one given, e.g. '--concurrency'), since
+    a sustained cell is one instance run back to back, not a load window.
+
+    The HarnessError says what is wrong without naming the option: each caller puts its
+    own name in front (`--sustained ...`, `lab.toml: sustained: ...`)."""
+    from harness.cli.options import parse_seconds  # a plain function; no click involved
+    from harness.measure.sustained import MIN_SUSTAINED_S
+
+    seconds = parse_seconds(text)
+    if not seconds >= MIN_SUSTAINED_S or seconds > MAX_SUSTAINED_S:
+        raise HarnessError(
+            f"{text!r} must be from {MIN_SUSTAINED_S:g}s to 24h "
+            "(shorter runs say nothing about heat)"
+        )
+    if concurrency:
+        raise HarnessError(f"runs one instance per cell: drop {concurrency}")
+    return seconds
+
+
 def _positive_ints(text: str, what: str) -> tuple[int, ...]:
     try:
         values = tuple(dict.fromkeys(int(t) for t in text.split(",") if t.strip()))

@@ -20,6 +20,8 @@ from harness.lab.plan import expand
 from harness.run import RunSpec, plan_run
 from harness.runners.python_runner import TimingConfig
 
+SUSTAINED_MARGIN_S = 120.0  # start-up and eval on top of a sustained cell (harness run's)
+
 
 @dataclass(frozen=True)
 class PreparedModel:
@@ -60,14 +62,27 @@ class PreparedModel:
 
 
 def timing_config(config: LabConfig) -> TimingConfig:
+    """The lab's [timing] as the runner's; `sustained` adjusts it as `harness run
+    --sustained` does: one long round per cell, and a cell watchdog that allows it."""
     t = config.timing
+    rounds, cell_timeout, job_timeout = t.rounds, t.cell_timeout_s, t.timeout_s
+    if config.sustained_s:
+        rounds = 1
+        # a sustained cell's length is known, so a watchdog of sustained + 120 s is never
+        # early; it is set even where cell_timeout_s = 0 asked for none, because the job
+        # bound below is counted from it
+        cell_timeout = max(cell_timeout or 0.0, config.sustained_s + SUSTAINED_MARGIN_S)
+        # a fixed job bound (timeout_s, 1 h by default) would kill a night of several
+        # 5-minute cells: the runner counts one from the cells instead (each its full
+        # watchdog, python_runner.job_timeout), as `harness run` does
+        job_timeout = None
     return TimingConfig(
         runs=t.runs,
         min_secs=t.min_secs,
         warmup=t.warmup,
-        timeout_s=t.timeout_s,
-        rounds=t.rounds,
-        cell_timeout_s=t.cell_timeout_s,
+        timeout_s=job_timeout,
+        rounds=rounds,
+        cell_timeout_s=cell_timeout,
     )
 
 
@@ -100,6 +115,8 @@ def _prepare(config: LabConfig, m: ModelEntry, progress) -> PreparedModel:
             batches=config.batches,
             concurrency=config.concurrency,
             load=config.load,
+            sustained_s=config.sustained_s,
+            runner_options=config.runner_options,
             timing=timing_config(config),
             eval_path=m.eval_path,
             metrics=m.metrics,

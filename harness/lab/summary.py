@@ -159,6 +159,15 @@ def render_markdown(result: NightResult) -> str:
         ],
     )
     lines += _table(
+        "Sustained and energy",
+        ["device", "model", "cell", "figures"],
+        [
+            [c.cell.device, c.cell.model, _cell(c), c.detail]
+            for c in result.cells
+            if c.status == "ok" and c.detail
+        ],
+    )
+    lines += _table(
         "Not measured on purpose",
         ["device", "model", "cell", "status", "reason"],
         [

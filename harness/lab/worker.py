@@ -53,6 +53,10 @@ class DeviceTask:
     command: str | None = None
     batches: tuple[int, ...] = (1,)
     concurrency: tuple[int, ...] = (1,)
+    # how every cell is measured (not a sweep axis): the lab's `sustained`, and its
+    # `energy`/`unplug` as benchmark_model options; in each run's stored config
+    sustained_s: float | None = None
+    runner_options: dict = field(default_factory=dict)
 
     @property
     def grid(self) -> tuple[tuple, ...]:
@@ -164,6 +168,7 @@ def _spec(task: DeviceTask, pm: PreparedModel, device: str) -> RunSpec:
     return RunSpec(
         Path(e.source), device, e.variants, task.delegates, task.threads,
         batches=task.batches, concurrency=task.concurrency,
+        sustained_s=task.sustained_s, runner_options=task.runner_options,
     )  # fmt: skip
 
 

@@ -161,3 +161,62 @@ def test_models_choose_metrics_and_compare_takes_a_metric_threshold(files):
     bad = GOOD.replace('calibration = "cal.npz"', 'calibration = "cal.npz"\nmetrics = ["top2"]')
     with pytest.raises(LabConfigError, match=r"models\[1\]\.metrics: unknown metric 'top2'"):
         load_lab_config(write_lab(files, bad))
+
+
+def test_sustained_energy_and_unplug_are_how_every_cell_is_measured(files):
+    keys = 'threads = [1]\nsustained = "5m"\nenergy = true\nunplug = true'
+    cfg = load_lab_config(write_lab(files, GOOD.replace("threads = [1, 4]", keys)))
+    assert (cfg.sustained_s, cfg.energy, cfg.unplug) == (300.0, True, True)
+    assert cfg.runner_options["energy"] is True and cfg.runner_options["unplug"] is True
+    assert load_lab_config(write_lab(files, GOOD.replace("[timing]", "sustained = 90\n[timing]")))
+    plain = load_lab_config(write_lab(files, GOOD))
+    assert (plain.sustained_s, plain.energy, plain.unplug, plain.runner_options) == (
+        None,
+        False,
+        False,
+        {},  # as the lab stored before the keys existed: old nights meet new ones
+    )
+    # unplug alone is taken, as `harness run --unplug` takes it without --energy
+    alone = load_lab_config(write_lab(files, GOOD.replace("[timing]", "unplug = true\n[timing]")))
+    assert (alone.energy, alone.unplug) == (False, True)
+
+
+def test_sustained_sets_the_timing_as_harness_run_does(files):
+    from harness.lab.prepare import timing_config
+
+    timed = GOOD.replace("[timing]", 'sustained = "10m"\n[timing]')
+    t = timing_config(load_lab_config(write_lab(files, timed)))
+    # one long round per cell, the watchdog above the cell's length, the job bound from
+    # the cells (a fixed hour would kill a night of several 10-minute cells)
+    assert (t.rounds, t.cell_timeout_s, t.timeout_s) == (1, 720.0, None)
+    longer = timed.replace("cell_timeout_s = 30", "cell_timeout_s = 900")
+    assert timing_config(load_lab_config(write_lab(files, longer))).cell_timeout_s == 900.0
+    plain = timing_config(load_lab_config(write_lab(files, GOOD)))
+    assert (plain.rounds, plain.cell_timeout_s, plain.timeout_s) == (3, 30.0, 3600.0)
+
+
+SUSTAINED_BAD = [
+    ('sustained = "5s"', "sustained: '5s' must be from 10s to 24h"),
+    ('sustained = "25h"', "sustained: '25h' must be from 10s to 24h"),
+    ('sustained = "soon"', "sustained: 'soon' must be from 10s to 24h"),
+    ("sustained = true", 'sustained: must be a duration like "5m"'),
+    ('sustained = "5m"\nconcurrency = [1, 4]', "sustained: runs one instance per cell: drop"),
+    ('sustained = "5m"\nconcurrency = [1]', "sustained: runs one instance per cell: drop"),
+    ('energy = "yes"', "energy: must be true or false, got a string"),
+    ("unplug = 1", "unplug: must be true or false, got an integer"),
+]
+
+
+@pytest.mark.parametrize(("line", "place"), SUSTAINED_BAD, ids=[b[0] for b in SUSTAINED_BAD])
+def test_bad_sustained_energy_or_unplug_is_one_line(files, line, place):
+    path = write_lab(files, GOOD.replace("[timing]", f"{line}\n[timing]"))
+    with pytest.raises(LabConfigError) as info:
+        load_lab_config(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg and place in msg, msg
+
+
+def test_a_bad_sustained_or_energy_exits_2_through_the_cli(files):
+    for line, word in [('sustained = "5s"', "sustained: '5s'"), ('energy = "yes"', "energy:")]:
+        path = write_lab(files, GOOD.replace("[timing]", f"{line}\n[timing]"))
+        assert str(path) in assert_user_error(harness("lab", "run", path), word)
