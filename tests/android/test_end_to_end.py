@@ -421,6 +421,13 @@ def test_concurrency_on_android_runs_n_benchmark_model_processes_at_once(
     timed = [c for c in _calls(root) if "--min_secs=0.6" in c["argv"]]
     assert len(timed) == 2 * (1 + 2)  # per round: 1 process at c1, 2 at c2
     assert all("--num_runs=1" in c["argv"] for c in timed)
+    # the report never shows a mean as p50, nor a p99 the tool did not print
+    run_id = json.loads(proc.stdout)["run_id"]
+    html = phone["root"].parent / "load.html"
+    shown = harness("report", run_id, "--store", store_url, "--html", str(html))
+    assert shown.returncode == 0, shown.stderr
+    page = html.read_text()
+    assert "batch &amp; concurrency" in page and "not printed by the tool" in page
 
 
 def _battery(sysfs: Path, status: str, current_ua: int, voltage_uv: int = 4_000_000) -> None:
