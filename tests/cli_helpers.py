@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -51,6 +52,20 @@ def assert_user_error(proc: subprocess.CompletedProcess, *words: str, codes=(2,)
     for word in words:
         assert word in lines[0], (word, lines[0])
     return lines[0]
+
+
+def assert_run_exit(proc: subprocess.CompletedProcess, ok_codes=(0,)) -> dict:
+    """The --json document of a `harness run`, checking its exit: one of ok_codes when
+    some cell measured, else 4 with one 'measured nothing' line (rows still printed)."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    doc = json.loads(proc.stdout)
+    if any(c["status"] == "ok" for c in doc["cells"]):
+        assert proc.returncode in ok_codes, (proc.returncode, proc.stderr)
+    else:
+        assert proc.returncode == 4, (proc.returncode, proc.stderr)
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("harness: error: run ") and "measured nothing" in last, last
+    return doc
 
 
 def run_tflite(path: Path, x: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from cli_helpers import assert_user_error, harness, with_custom_op
+from cli_helpers import assert_run_exit, assert_user_error, harness, with_custom_op
 
 from harness.measure.pareto import pareto_front
 from harness.report.document import run_document
@@ -185,8 +185,7 @@ def test_a_custom_op_model_is_an_unsupported_row(variants, tmp_path, store_url):
     model = tmp_path / "custom.tflite"
     model.write_bytes(with_custom_op((variants.manifest_path.parent / "fp32.tflite").read_bytes()))
     proc = harness("run", model, *QUICK, "--store", store_url, "--json")
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
+    doc = assert_run_exit(proc)
     assert [(c["variant"], c["delegate"], c["status"]) for c in doc["cells"]] == [
         ("fp32", "cpu", "unsupported"),
         ("fp32", "xnnpack", "unsupported"),

@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from cli_helpers import harness
+from cli_helpers import assert_run_exit, harness
 
 from harness.errors import HarnessError
 from harness.measure.energy import (
@@ -82,8 +82,7 @@ def test_energy_on_a_linux_board_without_a_battery_is_an_unsupported_row(
         "run", variants.manifest_path.parent, "--variants", "int8", "--delegates", "xnnpack",
         "--energy", "--runs", "2", "--rounds", "1", "--store", store_url, "--json", env=env,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    [cell] = json.loads(proc.stdout)["cells"]
+    [cell] = assert_run_exit(proc)["cells"]
     assert cell["status"] == "unsupported" and cell["latency_us"]["median"] is None
     assert "no battery" in cell["reason"] and "current_now" in cell["reason"]
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import harness
+from cli_helpers import assert_run_exit, harness
 
 from harness.adbd.server import AdbDaemon, DaemonConfig
 
@@ -273,8 +273,7 @@ def _run(phone, variants, store_url, *extra, delegates="cpu,gpu,nnapi"):
         "--json",
         *extra,
     )
-    assert proc.returncode == 0, proc.stderr
-    return {c["delegate"]: c for c in json.loads(proc.stdout)["cells"]}
+    return {c["delegate"]: c for c in assert_run_exit(proc)["cells"]}
 
 
 def test_all_same_rounds_are_ok_with_std_zero(phone, variants, store_url):

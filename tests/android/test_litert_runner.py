@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import harness
+from cli_helpers import assert_run_exit, harness
 
 from harness.adbd.server import AdbDaemon, DaemonConfig
 from harness.store.store import Store
@@ -88,9 +88,7 @@ def _run(emulator, variants, store_url, delegates: str, *extra: str) -> dict:
         "--json",
         *extra,
     )
-    assert proc.returncode in (0, 1), proc.stderr
-    assert "Traceback" not in proc.stderr
-    doc = json.loads(proc.stdout)
+    doc = assert_run_exit(proc, ok_codes=(0, 1))
     envs = {r.cell.delegate: r.env for r in Store(store_url).cells(doc["run_id"])}
     return {c["delegate"]: c | {"env": envs[c["delegate"]]} for c in doc["cells"]}
 

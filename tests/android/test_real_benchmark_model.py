@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import harness
+from cli_helpers import assert_run_exit, harness
 
 from harness.adbd.server import AdbDaemon, DaemonConfig
 from harness.runners.benchmark_model import flags as F
@@ -101,8 +101,7 @@ def _run(serial, model, store_url, *extra) -> dict:
         *extra,
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stderr
-    return {c["delegate"]: c for c in json.loads(proc.stdout)["cells"]}
+    return {c["delegate"]: c for c in assert_run_exit(proc)["cells"]}
 
 
 def test_real_tool_with_eval_on_a_static_model(tools, device, static_model, digits, store_url):

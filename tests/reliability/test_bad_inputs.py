@@ -16,7 +16,7 @@ from pathlib import Path
 import flatbuffers
 import pytest
 from ai_edge_litert import schema_py_generated as schema
-from cli_helpers import assert_user_error, harness, harness_argv, with_custom_op
+from cli_helpers import assert_run_exit, assert_user_error, harness, harness_argv, with_custom_op
 
 from harness.store.store import Store
 
@@ -86,8 +86,7 @@ def test_a_model_needing_newer_op_versions_is_an_unsupported_row(variants, tmp_p
     path = tmp_path / "future.tflite"
     path.write_bytes(_rewrite(_fp32(variants), bump))
     proc = harness("run", path, *QUICK, "--store", store_url, "--json")
-    assert proc.returncode == 0, proc.stderr
-    cells = json.loads(proc.stdout)["cells"]
+    cells = assert_run_exit(proc)["cells"]
     assert [c["status"] for c in cells] == ["unsupported", "unsupported"]
     for c in cells:
         assert "version" in c["reason"] and "\n" not in c["reason"], c["reason"]
@@ -102,8 +101,7 @@ def test_a_custom_op_model_is_an_unsupported_row_on_an_adb_board(
     path.write_bytes(with_custom_op(_fp32(variants), "NoSuchOpAnywhere"))
     args = ["run", path, "--device", b.serial, "--delegates", "cpu", *QUICK]
     proc = harness(*args, "--store", store_url, "--json")
-    assert proc.returncode == 0, proc.stderr
-    (cell,) = json.loads(proc.stdout)["cells"]
+    (cell,) = assert_run_exit(proc)["cells"]
     assert cell["status"] == "unsupported" and "NoSuchOpAnywhere" in cell["reason"]
 
 
