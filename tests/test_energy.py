@@ -3,7 +3,6 @@ Linux board without a battery (an unsupported row with its reason)."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest

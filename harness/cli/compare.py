@@ -20,7 +20,8 @@ from harness.errors import HarnessError
     "--latency-threshold",
     default="5%",
     show_default=True,
-    help="Smallest latency change that counts, in percent (the % sign is optional).",
+    help="Smallest latency change that counts, in percent (the % sign is optional); "
+    "the same threshold judges load throughput and energy per inference.",
 )
 @click.option(
     "--metric-threshold",
@@ -60,7 +61,10 @@ def compare(
     fmt,
 ) -> None:
     """Compare run CANDIDATE against run BASELINE cell by cell, or model --b against
-    model --a inside one run (round by round); exit 1 on a regression."""
+    model --a inside one run (round by round): latency, the primary metric, and where
+    both sides have them the load throughput (--concurrency) and the energy per
+    inference (--energy), each judged on one value per round; exit 1 on a regression
+    (slower, accuracy down, throughput down, energy up)."""
     from harness.errors import EXIT_REGRESSION
     from harness.measure.compare import (
         CompareConfig,

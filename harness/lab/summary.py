@@ -2,10 +2,10 @@
 
 JUnit: one <testcase> per planned cell, classname `lab.<lab>.<device>.<model>`, name
 `<variant>/<delegate>/t<threads>` (`/b<batch>`, `/c<N>` when not 1); <failure> for a
-regression against the baseline (slower, accuracy down), a failed cell or a cell lost
-with its device; <skipped> for a cell filtered out for the device or unsupported on it,
-and for a measured cell whose verdict is inconclusive (the message says the noise and
-what would resolve it).
+regression against the baseline (slower, accuracy down, throughput down, energy up), a
+failed cell or a cell lost with its device; <skipped> for a cell filtered out for the
+device or unsupported on it, and for a measured cell whose verdict is inconclusive (the
+message says the noise and what would resolve it).
 Files in the output directory: summary.md, summary.json, junit.xml.
 """
 

@@ -34,15 +34,43 @@ Accuracy (top-1, a fraction in [0, 1] on both sides)
     accuracy down when the drop exceeds the accuracy threshold (0.5 pp by default).
     No test: the eval set is the same fixed data.
 
+Throughput (load cells, `--concurrency`: samples/s over each round's load window)
+    The evidence is one rate per round, samples / window_s of that round's window
+    (`extra["load"]["rounds"]`; a record without them is one round at its pooled
+    rate). The same interval and threshold as latency, on the log rates, run-to-run
+    noise included for two runs, round r with round r when paired; the direction is
+    inverted: lower is the bad direction. Verdicts: lower / higher / same /
+    inconclusive. Cells without a load (batch > 1 at concurrency 1) get no throughput
+    comparison: their rate is batch / latency, which the latency verdict already judges.
+
+Energy (Android `--energy`: mJ per inference, harness.measure.energy)
+    Only when both sides carry an energy figure. A side whose figure is not meaningful
+    (charging: the charger's current is in the reading) gets no verdict (None), with a
+    note naming why. Where both sides have 2 or more rounds (`round_mj`), one mJ figure
+    per round under the same interval, threshold and run-to-run noise as latency; more
+    is the bad direction. Verdicts: more / less / same / inconclusive. With one reading
+    on a side, the change of the two figures is shown, "inconclusive": one reading per
+    side says nothing of the scatter between readings.
+
 Overall verdict per cell, first that applies:
     new          the cell exists only in the candidate
     missing      the cell exists only in the baseline
     failed       either side has status "failed" (the note names the side and reason)
     unsupported  either side is "unsupported"
     accuracy down (latency's own verdict is kept in `latency.verdict`)
-    slower / faster / same / inconclusive
+    slower
+    throughput down  the load throughput is decisively "lower" (latency's own verdict
+                     is kept in `latency.verdict`, the throughput's in `throughput`)
+    energy up        the energy is decisively "more"
+    faster / same / inconclusive (latency's verdict)
 
-Regressions (what makes `harness compare` exit 1): slower and accuracy down.
+A regression of any part is the cell's verdict, as accuracy down always was: the lab
+(harness.lab.night: JUnit failures, the summary's regressions) and `counts` read the
+verdict, so a throughput or energy regression reaches them as it reaches the exit code.
+The note names every part that has something to say.
+
+Regressions (what makes `harness compare` exit 1): slower, accuracy down, throughput
+down and energy up.
 """
 
 from __future__ import annotations
@@ -72,6 +100,8 @@ from harness.measure.significance import hodges_lehmann_ratio
 VERDICTS = (
     "slower",
     "accuracy down",
+    "throughput down",
+    "energy up",
     "failed",
     "inconclusive",
     "faster",
@@ -80,7 +110,10 @@ VERDICTS = (
     "missing",
     "unsupported",
 )
-REGRESSIONS = frozenset({"slower", "accuracy down"})
+REGRESSIONS = frozenset({"slower", "accuracy down", "throughput down", "energy up"})
+# the latency rule's words for up and down, in each quantity's own words
+THROUGHPUT_WORDS = {"slower": "higher", "faster": "lower"}
+ENERGY_WORDS = {"slower": "more", "faster": "less"}
 
 
 @dataclass(frozen=True)
@@ -160,12 +193,87 @@ class AccuracyChange:
 
 
 @dataclass(frozen=True)
+class ThroughputChange:
+    """How a load cell's throughput moved, judged on each round's own samples/s."""
+
+    method: str  # "rounds" (two runs, Yuen) or "paired rounds" (one run, A/B)
+    baseline: float  # typical round rate, samples/s
+    candidate: float
+    change: float  # relative: -0.2 = 20 % fewer samples/s
+    ci_low: float
+    ci_high: float
+    ci_level: float
+    p_value: float | None
+    rounds_baseline: int
+    rounds_candidate: int
+    noise: float  # between-round CV of the rate (paired: of the per-round ratio)
+    rounds_needed: int | None
+    verdict: str  # lower / higher / same / inconclusive
+    run_noise: float = 0.0
+    baseline_rounds: tuple[float, ...] = ()  # each round's samples/s, in run order
+    candidate_rounds: tuple[float, ...] = ()
+    pooled_baseline: float | None = None  # the record's figure: all samples / all windows
+    pooled_candidate: float | None = None
+    note: str | None = None
+
+    @property
+    def is_regression(self) -> bool:
+        return self.verdict == "lower"
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {
+            "baseline_rounds": list(self.baseline_rounds),
+            "candidate_rounds": list(self.candidate_rounds),
+        }
+
+
+@dataclass(frozen=True)
+class EnergyChange:
+    """How a cell's energy per inference moved: on each round's mJ where both sides have
+    2 or more rounds, else the two figures without a verdict (see the module docstring).
+
+    `verdict` None: a side's figure is not meaningful (charging), the note says which."""
+
+    method: str  # "rounds", "paired rounds", "figures" (one reading a side), or "none"
+    baseline: float | None  # typical round mJ per inference (method "figures": the figure)
+    candidate: float | None
+    change: float | None  # relative: +0.2 = 20 % more energy per inference
+    ci_low: float | None
+    ci_high: float | None
+    ci_level: float
+    p_value: float | None
+    rounds_baseline: int
+    rounds_candidate: int
+    noise: float | None  # between-round CV of mJ (paired: of the per-round ratio)
+    rounds_needed: int | None
+    verdict: str | None  # more / less / same / inconclusive; None: no verdict possible
+    run_noise: float = 0.0
+    baseline_rounds: tuple[float | None, ...] = ()  # each round's mJ per inference
+    candidate_rounds: tuple[float | None, ...] = ()
+    figure_baseline: float | None = None  # the pooled figure: net joules / inferences
+    figure_candidate: float | None = None
+    note: str | None = None
+
+    @property
+    def is_regression(self) -> bool:
+        return self.verdict == "more"
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {
+            "baseline_rounds": list(self.baseline_rounds),
+            "candidate_rounds": list(self.candidate_rounds),
+        }
+
+
+@dataclass(frozen=True)
 class CellComparison:
     cell: Cell
     verdict: str
     latency: LatencyChange | None = None
     accuracy: AccuracyChange | None = None
     note: str | None = None
+    throughput: ThroughputChange | None = None  # load cells on both sides only
+    energy: EnergyChange | None = None  # energy figures on both sides only
 
     @property
     def is_regression(self) -> bool:
@@ -178,6 +286,8 @@ class CellComparison:
             "regression": self.is_regression,
             "latency": self.latency.to_dict() if self.latency else None,
             "accuracy": self.accuracy.to_dict() if self.accuracy else None,
+            "throughput": self.throughput.to_dict() if self.throughput else None,
+            "energy": self.energy.to_dict() if self.energy else None,
             "note": self.note,
         }
 
@@ -309,14 +419,35 @@ def compare_cell(
     accuracy = (
         compare_accuracy(baseline.accuracy, candidate.accuracy, config, metric) if same else None
     )
-    verdict = (
-        "accuracy down"
-        if accuracy and accuracy.down
-        else latency.verdict
-        if latency
-        else "inconclusive"
-    )
-    return CellComparison(cell, verdict, latency, accuracy, note)
+    throughput = compare_throughput(baseline, candidate, config, paired)
+    energy = compare_energy(baseline, candidate, config, paired)
+    verdict = overall_verdict(latency, accuracy, throughput, energy)
+    parts = [
+        note,
+        f"throughput: {throughput.note}" if throughput and throughput.note else None,
+        f"energy: {energy.note}" if energy and energy.note else None,
+    ]
+    note = "; ".join(p for p in parts if p) or None
+    return CellComparison(cell, verdict, latency, accuracy, note, throughput, energy)
+
+
+def overall_verdict(
+    latency: LatencyChange | None,
+    accuracy: AccuracyChange | None,
+    throughput: ThroughputChange | None = None,
+    energy: EnergyChange | None = None,
+) -> str:
+    """The cell's verdict from its parts, first that applies: accuracy down, slower,
+    throughput down, energy up, else latency's own verdict (inconclusive without one)."""
+    if accuracy and accuracy.down:
+        return "accuracy down"
+    if latency and latency.verdict == "slower":
+        return "slower"
+    if throughput and throughput.is_regression:
+        return "throughput down"
+    if energy and energy.is_regression:
+        return "energy up"
+    return latency.verdict if latency else "inconclusive"
 
 
 def compare_latency(
@@ -428,3 +559,196 @@ def compare_accuracy(
         m.threshold_units,
         threshold,
     )
+
+
+def round_rates(record: CellRecord) -> tuple[float, ...] | None:
+    """Each round's samples/s of a load cell, in run order (nan where a round's window
+    was malformed: device output is untrusted); None when the cell ran no load. A load
+    without per-round windows (one round, or a record stored before they were kept) is
+    one round at its pooled rate."""
+    load = record.extra.get("load")
+    pooled = record.extra.get("throughput_sps")
+    if not isinstance(load, dict) or not _positive(pooled):
+        return None
+    rounds = load.get("rounds")
+    if not isinstance(rounds, list) or not rounds:
+        return (float(pooled),)
+    rates = []
+    for w in rounds:
+        samples = w.get("samples") if isinstance(w, dict) else None
+        window = w.get("window_s") if isinstance(w, dict) else None
+        ok = _positive(samples) and _positive(window)
+        rates.append(float(samples) / float(window) if ok else math.nan)
+    return tuple(rates)
+
+
+def compare_throughput(
+    baseline: CellRecord, candidate: CellRecord, config: CompareConfig, paired: bool = False
+) -> ThroughputChange | None:
+    """The load throughput's change on per-round rates (see the module docstring); None
+    unless both sides ran a load."""
+    rb, rc = round_rates(baseline), round_rates(candidate)
+    if rb is None or rc is None:
+        return None
+    iv, lb, lc = _round_shift(rb, rc, config, paired)
+    verdict = _worded(latency_verdict(iv, config.latency_threshold), THROUGHPUT_WORDS)
+    note = _part_note(iv, verdict, config, "samples/s", regression=verdict == "lower")
+    return ThroughputChange(
+        method="paired rounds" if paired else "rounds",
+        baseline=_typical(lb),
+        candidate=_typical(lc),
+        change=iv.estimate,
+        ci_low=iv.ci_low,
+        ci_high=iv.ci_high,
+        ci_level=iv.level,
+        p_value=iv.p_value,
+        rounds_baseline=iv.rounds_baseline,
+        rounds_candidate=iv.rounds_candidate,
+        noise=iv.noise,
+        rounds_needed=_needed(iv, verdict, config),
+        verdict=verdict,
+        run_noise=iv.run_noise,
+        baseline_rounds=rb,
+        candidate_rounds=rc,
+        pooled_baseline=baseline.throughput_sps,
+        pooled_candidate=candidate.throughput_sps,
+        note=note,
+    )
+
+
+def compare_energy(
+    baseline: CellRecord, candidate: CellRecord, config: CompareConfig, paired: bool = False
+) -> EnergyChange | None:
+    """The energy per inference's change (see the module docstring); None unless both
+    sides carry an energy figure."""
+    eb, ec = baseline.extra.get("energy"), candidate.extra.get("energy")
+    if not isinstance(eb, dict) or not isinstance(ec, dict):
+        return None
+    fb, fc = _mj(eb.get("mj_per_inference")), _mj(ec.get("mj_per_inference"))
+    rb, rc = _round_mj(eb), _round_mj(ec)
+    level = 1 - config.alpha
+    common = {
+        "ci_level": level,
+        "baseline_rounds": tuple(_none_if_nan(v) for v in rb),
+        "candidate_rounds": tuple(_none_if_nan(v) for v in rc),
+        "figure_baseline": fb,
+        "figure_candidate": fc,
+    }
+    unfit = [
+        f"{side}: {_why_not_meaningful(e)}"
+        for side, e, f in (("baseline", eb, fb), ("candidate", ec, fc))
+        if not e.get("meaningful") or f is None
+    ]
+    if unfit:
+        return EnergyChange(
+            method="none", baseline=fb, candidate=fc, change=None, ci_low=None, ci_high=None,
+            p_value=None, rounds_baseline=len(rb), rounds_candidate=len(rc), noise=None,
+            rounds_needed=None, verdict=None, note="no verdict: " + "; ".join(unfit),
+            **common,
+        )  # fmt: skip
+    nb, nc = int(np.isfinite(rb).sum()), int(np.isfinite(rc).sum())
+    if min(nb, nc) < 2:
+        short = [s for s, n in (("baseline", nb), ("candidate", nc)) if n < 2]
+        side = "each side" if len(short) == 2 else f"the {short[0]} side"
+        return EnergyChange(
+            method="figures", baseline=fb, candidate=fc, change=fc / fb - 1, ci_low=None,
+            ci_high=None, p_value=None, rounds_baseline=nb, rounds_candidate=nc, noise=None,
+            rounds_needed=None, verdict="inconclusive",
+            note=f"one energy reading on {side}: a single reading cannot be judged "
+            "against the scatter between readings (run with --rounds 3 or more)",
+            **common,
+        )  # fmt: skip
+    iv, lb, lc = _round_shift(rb, rc, config, paired)
+    verdict = _worded(latency_verdict(iv, config.latency_threshold), ENERGY_WORDS)
+    return EnergyChange(
+        method="paired rounds" if paired else "rounds",
+        baseline=_typical(lb),
+        candidate=_typical(lc),
+        change=iv.estimate,
+        ci_low=iv.ci_low,
+        ci_high=iv.ci_high,
+        p_value=iv.p_value,
+        rounds_baseline=iv.rounds_baseline,
+        rounds_candidate=iv.rounds_candidate,
+        noise=iv.noise,
+        rounds_needed=_needed(iv, verdict, config),
+        verdict=verdict,
+        run_noise=iv.run_noise,
+        note=_part_note(iv, verdict, config, "mJ per inference", regression=verdict == "more"),
+        **common,
+    )
+
+
+def _round_shift(
+    base: tuple[float, ...], cand: tuple[float, ...], config: CompareConfig, paired: bool
+) -> tuple[ShiftInterval, np.ndarray, np.ndarray]:
+    """The latency rule's interval on per-round values of another quantity: its logs,
+    two runs with run-to-run noise, or paired round r with round r (a round either side
+    lacks drops out of the pairs). Also the logs each side's typical value comes from."""
+    b, c = np.asarray(base, np.float64), np.asarray(cand, np.float64)
+    if paired:
+        n = min(len(b), len(c))
+        keep = np.isfinite(b[:n]) & np.isfinite(c[:n])
+        lb, lc = np.log(b[:n][keep]), np.log(c[:n][keep])
+        return paired_shift(lb, lc, config.alpha), lb, lc
+    lb, lc = np.log(b[np.isfinite(b)]), np.log(c[np.isfinite(c)])
+    return two_run_shift(lb, lc, config.alpha, run_noise=config.run_noise), lb, lc
+
+
+def _worded(verdict: str, words: dict[str, str]) -> str:
+    """slower/faster in the quantity's own words; same and inconclusive as they are."""
+    return words.get(verdict, verdict)
+
+
+def _needed(iv: ShiftInterval, verdict: str, config: CompareConfig) -> int | None:
+    if verdict != "inconclusive":
+        return None
+    return rounds_to_resolve(iv, config.latency_threshold)
+
+
+def _part_note(
+    iv: ShiftInterval, verdict: str, config: CompareConfig, unit: str, regression: bool
+) -> str | None:
+    """What a throughput or energy part says in the cell's note: why it is
+    inconclusive, or the regression it found; nothing otherwise."""
+    if verdict == "inconclusive":
+        return inconclusive_note(iv, config.latency_threshold)
+    if regression:
+        return (
+            f"{unit} {iv.estimate:+.1%} [{iv.ci_low:+.1%}, {iv.ci_high:+.1%}] over "
+            f"{min(iv.rounds_baseline, iv.rounds_candidate)} rounds: {verdict}"
+        )
+    return None
+
+
+def _round_mj(figure: dict) -> tuple[float, ...]:
+    """Each round's mJ per inference (nan where a round had none); a figure without
+    `round_mj` is one round, the figure itself."""
+    rounds = figure.get("round_mj")
+    if not isinstance(rounds, list) or not rounds:
+        rounds = [figure.get("mj_per_inference")]
+    return tuple(math.nan if _mj(v) is None else float(v) for v in rounds)
+
+
+def _mj(v) -> float | None:
+    return float(v) if _positive(v) else None
+
+
+def _positive(v) -> bool:
+    ok = isinstance(v, int | float) and not isinstance(v, bool)
+    return ok and math.isfinite(v) and v > 0
+
+
+def _none_if_nan(v: float) -> float | None:
+    return None if math.isnan(v) else v
+
+
+def _why_not_meaningful(figure: dict) -> str:
+    """Why a side's energy figure cannot be judged, in the figure's own words where it
+    has them (the battery status: charging puts the charger's current in the reading)."""
+    if figure.get("note"):
+        return str(figure["note"])
+    status = figure.get("battery_status")
+    if status and status != "Discharging":
+        return f"battery status {status!r}: not on battery alone"
+    return "no mJ per inference from the battery readings"

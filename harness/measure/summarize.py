@@ -130,7 +130,15 @@ def _load(load) -> dict:
     samples, window = _num(load.get("samples")), _num(load.get("window_s"))
     kept = {
         k: load[k]
-        for k in ("instances", "requests", "samples", "window_s", "windows", "per_instance")
+        for k in (
+            "instances",
+            "requests",
+            "samples",
+            "window_s",
+            "windows",
+            "per_instance",
+            "rounds",  # each round's window: throughput compared on per-round rates
+        )
         if load.get(k) is not None
     }
     if samples is None or window is None or samples <= 0 or window <= 0:

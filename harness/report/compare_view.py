@@ -18,6 +18,8 @@ COMPARE_SCHEMA = 2  # 2: verdicts on rounds, "inconclusive", round fields in "la
 _STYLE = {
     "slower": "bold red",
     "accuracy down": "bold red",
+    "throughput down": "bold red",
+    "energy up": "bold red",
     "inconclusive": "magenta",
     "faster": "green",
     "failed": "yellow",
@@ -57,6 +59,7 @@ def _json_safe(v):
 def render_comparison(result: Comparison, out: Console | None = None) -> None:
     """One table per (device, model); colour only when stdout is a terminal."""
     out = out or Console(highlight=False)
+    extra = _extra_columns(result)
     for (device, model), cells in _groups(result).items():
         table = Table(
             title=f"{device} · {model}: {result.baseline_id} -> {result.candidate_id}",
@@ -69,18 +72,29 @@ def render_comparison(result: Comparison, out: Console | None = None) -> None:
         )
         # 80 columns leave no room for the pooled diagnostics: they are in the Markdown
         # and the JSON
-        for col in ("cell", "base", "cand", "change [CI]", "rnd", "acc", "verdict"):
+        short = {"throughput": "tput", "energy": "energy"}
+        # the throughput/energy columns take the accuracy column's room where no cell
+        # has an accuracy (a load sweep, usually): a plain comparison keeps all of its
+        acc_col = not extra or any(c.accuracy is not None for c in result.cells)
+        fixed = ("cell", "base", "cand", "change [CI]", "rnd", *(("acc",) if acc_col else ()))
+        cols = (*fixed, *(short[e] for e in extra))
+        for col in (*cols, "verdict"):
             table.add_column(
                 col,
                 justify="left" if col in ("cell", "verdict") else "right",
-                no_wrap=col not in ("cell", "change [CI]"),
+                no_wrap=col not in ("cell", "change [CI]", "tput", "energy"),
+                # with the extra columns a long cell name (…/c2) folds rather than lose
+                # its concurrency to an ellipsis
+                overflow="fold" if col == "cell" and extra else "ellipsis",
             )
         for c in cells:
             style = _STYLE.get(c.verdict)
             verdict = escape(c.verdict)
             label, base, cand, change, _shift, _p, acc = _figures(c)
+            parts = _part_texts(c, extra, interval=False)  # 80 columns: in the note
+            texts = (label, base, cand, change, _rounds(c), *((acc,) if acc_col else ()), *parts)
             table.add_row(
-                *(escape(v) for v in (label, base, cand, change, _rounds(c), acc)),
+                *(escape(v) for v in texts),
                 f"[{style}]{verdict}[/]" if style else verdict,
             )
         out.print(table)
@@ -92,18 +106,20 @@ def render_comparison(result: Comparison, out: Console | None = None) -> None:
 
 def render_markdown(result: Comparison) -> str:
     """GitHub-flavoured Markdown: a summary line, one table, then the notes."""
+    extra = _extra_columns(result)
+    heads = {"throughput": "Δ samples/s [CI]", "energy": "Δ mJ/inference [CI]"}
     lines = [
         f"**harness compare** `{result.baseline_id}` → `{result.candidate_id}`: {_summary(result)}",
         "",
         "| device | model | cell | baseline µs | candidate µs | change [CI] | rounds | p "
-        "| pooled shift | Δ acc | verdict |",
-        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| pooled shift | Δ acc | " + "".join(f"{heads[e]} | " for e in extra) + "verdict |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|" + "--:|" * len(extra) + "---|",
     ]
     for c in result.cells:
         label, base, cand, change, shift, p, acc = _figures(c)
         verdict = f"**{c.verdict}**" if c.is_regression else c.verdict
         row = (c.cell.device, c.cell.model, label, base, cand, change, _rounds(c), p, shift,
-               acc, verdict)  # fmt: skip
+               acc, *_part_texts(c, extra), verdict)  # fmt: skip
         lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
     notes = [f"- `{_md_cell(_full_label(c))}`: {_md_cell(c.note)}" for c in result.cells if c.note]
     if notes:
@@ -144,6 +160,42 @@ def _figures(c: CellComparison) -> tuple[str, str, str, str, str, str, str]:
     )
 
 
+def _extra_columns(result: Comparison) -> tuple[str, ...]:
+    """The "throughput" and/or "energy" columns, where some cell compared them: a
+    plain latency comparison keeps its columns as they were."""
+    return tuple(
+        name
+        for name in ("throughput", "energy")
+        if any(getattr(c, name) is not None for c in result.cells)
+    )
+
+
+def _part_texts(c: CellComparison, extra: tuple[str, ...], interval: bool = True) -> list[str]:
+    """The throughput / energy column texts of one cell, for the columns shown."""
+    return [_part_text(getattr(c, name), interval) for name in extra]
+
+
+def _part_text(part, interval: bool = True) -> str:
+    """Text like "-12% [-15, -9] lower": the change, its interval where there is one,
+    the verdict; a part without a verdict (energy while charging) is "n/a", the note
+    says why."""
+    if part is None:
+        return ""
+    if part.verdict is None:
+        return "n/a"
+    change = part.change
+    if change is None or not math.isfinite(change):
+        return part.verdict
+    ci = ""
+    if (
+        interval
+        and part.ci_low is not None
+        and all(map(math.isfinite, (part.ci_low, part.ci_high)))
+    ):
+        ci = f" [{_pct(part.ci_low)}, {_pct(part.ci_high)}]"
+    return f"{_pct(change)}%{ci} {part.verdict}"
+
+
 def _metric_change(acc) -> str:
     """The primary metric's change in its threshold units, named unless it is top-1."""
     unit = acc.units if acc.units in ("pp", "dB") else ""
@@ -176,12 +228,24 @@ def _caption(result: Comparison) -> str:
         if result.paired
         else "round medians of two runs (Yuen, 20% trimmed)"
     )
-    return (
+    text = (
         f"base/cand: typical round median µs; change with its {level} interval from the "
         f"{how}; rnd: rounds per side; slower/faster: interval excludes 0 and change beyond "
         f"{thr}; same: interval inside ±{thr}; else inconclusive; accuracy down = the primary "
         f"metric worse by more than {_threshold(result)}; ᵃ = aggregate-only (round means)"
     )
+    extra = _extra_columns(result)
+    if "throughput" in extra:
+        text += (
+            "; tput: samples/s of the load window, one rate per round, same rule (lower = "
+            "throughput down, a regression)"
+        )
+    if "energy" in extra:
+        text += (
+            "; energy: mJ per inference, one reading per round, same rule (more = energy "
+            "up, a regression); one reading a side: inconclusive; n/a: not on battery"
+        )
+    return text
 
 
 def _threshold(result: Comparison) -> str:

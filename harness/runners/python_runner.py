@@ -237,9 +237,12 @@ def merge_rounds(docs: list[dict]) -> dict:
 
 def pool_loads(loads: list[dict]) -> dict:
     """The load windows of a cell's rounds as one: requests, samples and seconds summed,
-    so the aggregate throughput is total samples over total busy seconds."""
+    so the aggregate throughput is total samples over total busy seconds. Each round's
+    own window is kept too (`rounds`): a comparison of throughput rests on one rate per
+    round, as latency rests on one centre per round, never on the pooled total."""
     keys = ("requests", "samples", "window_s")
     pooled = {k: sum(float(w.get(k) or 0) for w in loads) for k in keys}
+    pooled["rounds"] = [{k: w.get(k) for k in keys} for w in loads]
     pooled["instances"] = loads[-1].get("instances")
     pooled["windows"] = len(loads)
     lanes = [w.get("per_instance") or [] for w in loads]

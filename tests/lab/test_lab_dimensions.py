@@ -47,7 +47,9 @@ def test_a_night_sweeps_batch_and_concurrency_and_judges_like_with_like(variants
     assert grid == {(1, 1), (1, 2), (4, 1), (4, 2)}
     assert all(c["status"] == "ok" for c in cells), [c["reason"] for c in cells]
     # night 2 is judged against night 1 cell by cell: every cell found its own baseline
-    assert all(c["verdict"] in ("same", "faster", "slower", "inconclusive") for c in cells)
+    # (load cells are judged on throughput too: a noisy host may make it decisive)
+    judged = ("same", "faster", "slower", "inconclusive", "throughput down")
+    assert all(c["verdict"] in judged for c in cells)
     store = Store(url)
     (run,) = store.find_runs(tag="lab:load:n2")
     records = store.cells(run.run_id)
