@@ -508,10 +508,24 @@ def run_together(runtime: dict, job: dict, cells: list, eval_for, emit) -> None:
     if timed:
         if len(timed) > 1:  # the watchdog allows the group its members' time together
             emit({"schema": SCHEMA, "type": "start", "id": timed[0][0]["id"], "span": len(timed)})
+        engines, evals = [e for _, _, e in timed], [eval_for(c) for c, _, _ in timed]
+        together = any(c.get("together") for c, _, _ in timed)
         try:
-            samples = time_cells([e for _, _, e in timed], job, [eval_for(c) for c, _, _ in timed])
+            if together and len(timed) < 2:  # its partners could not open (their rows say)
+                raise Unsupported(
+                    "--together: no other model of its group could run beside it (their "
+                    "rows say why); timed alone it would not be what was asked"
+                )
+            samples = (time_concurrent if together else time_cells)(engines, job, evals)
             for (_, result, _), s in zip(timed, samples):  # noqa: B905 (boards' Python 3.8)
                 result.update(s)
+        except MemberFailed as failed:  # that model's own error; its partners say so
+            partner = Unsupported(
+                "--together: another model of its group failed beside it: "
+                + short_reason(f"{type(failed.error).__name__}: {failed.error}")
+            )
+            for k, (_, result, _) in enumerate(timed):
+                _fail(result, failed.error if k == failed.member else partner)
         except Exception as exc:
             for _, result, _ in timed:
                 _fail(result, exc)
@@ -587,6 +601,115 @@ def time_cells(engines: list, job: dict, evals: list) -> list[dict]:
         done += 1
         if job.get("max_runs") and done >= job["max_runs"]:
             break
+    return out
+
+
+TOGETHER_KEEP = 20000  # alone samples a together cell sends per round at most
+
+
+class MemberFailed(Exception):
+    """One model of a --together group failed: which one, and its own error."""
+
+    def __init__(self, member: int, error: Exception):
+        super().__init__(str(error))
+        self.member, self.error = member, error
+
+
+def time_concurrent(engines: list, job: dict, evals: list) -> list[dict]:
+    """--together: the cells of a group (one per model, the same setting) served at once,
+    one thread per model, for a fixed window; and, just before, each of them alone for
+    the same window, in this process, at this moment: the reference its slowdown is
+    measured against.
+
+    Each engine takes its first inference and warm-up alone. In the shared window every
+    model serves requests back to back on its own thread (ai-edge-litert releases the GIL
+    inside invoke(), see time_load) and every request is timed alone; each model's
+    result is its requests under contention, with its alone samples (evenly thinned
+    beyond TOGETHER_KEEP) and both windows' counts beside them."""
+    import threading
+
+    window = float(job.get("load_window_s") or 1.0)
+    inputs = [_timing_inputs(e, x) for e, x in zip(engines, evals)]  # noqa: B905
+    ns = time.perf_counter_ns
+    out = []
+    for k, (e, x) in enumerate(zip(engines, inputs)):  # noqa: B905 (boards' Python 3.8)
+        try:
+            e.set_inputs(x)
+            t1 = ns()
+            e.invoke()
+            e.read_outputs()
+            first = (ns() - t1) / 1e3
+            warmup = []
+            for _ in range(int(job.get("warmup", 0))):
+                t1 = ns()
+                e.invoke()
+                e.read_outputs()
+                warmup.append((ns() - t1) / 1e3)
+        except Exception as exc:
+            raise MemberFailed(k, exc) from exc
+        out.append({"first_us": first, "warmup_us": warmup, "invoke_us": [], "e2e_us": []})
+
+    def serve(k: int, until: int, lane: dict) -> None:
+        e, sync_on_read = engines[k], engines[k].sync_point == "read_outputs"
+        while ns() < until:
+            t0 = ns()
+            e.set_inputs(inputs[k])
+            t1 = ns()
+            e.invoke()
+            if sync_on_read:
+                e.read_outputs()
+            t2 = ns()
+            if not sync_on_read:
+                e.read_outputs()
+            t3 = ns()
+            lane["invoke_us"].append((t2 - t1) / 1e3)
+            lane["e2e_us"].append((t3 - t0) / 1e3)
+        lane["end"] = ns()
+
+    alone = []
+    for k in range(len(engines)):  # alone first, one model after another
+        lane = {"invoke_us": [], "e2e_us": [], "end": 0}
+        start = ns()
+        try:
+            serve(k, start + int(window * 1e9), lane)
+        except Exception as exc:
+            raise MemberFailed(k, exc) from exc
+        alone.append((lane, (lane["end"] - start) / 1e9))
+    lanes = [{"invoke_us": [], "e2e_us": [], "end": 0} for _ in engines]
+    start_at = [0]
+    barrier = threading.Barrier(len(engines), action=lambda: start_at.__setitem__(0, ns()))
+    errors = []
+
+    def together(k: int) -> None:
+        barrier.wait()
+        try:
+            serve(k, start_at[0] + int(window * 1e9), lanes[k])
+        except Exception as exc:  # one model's failure fails the group's timing
+            errors.append(MemberFailed(k, exc))
+
+    n = len(engines)
+    threads = [threading.Thread(target=together, args=(k,), daemon=True) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    wall_s = (max(lane["end"] for lane in lanes) - start_at[0]) / 1e9
+    for k, doc in enumerate(out):
+        lane, alone_s = alone[k]
+        xs = lane["invoke_us"]
+        step = max(1, -(-len(xs) // TOGETHER_KEEP))
+        doc["invoke_us"], doc["e2e_us"] = lanes[k]["invoke_us"], lanes[k]["e2e_us"]
+        doc["together"] = {
+            "members": len(engines),
+            "requests": len(lanes[k]["invoke_us"]),
+            "window_s": wall_s,
+            "alone_requests": len(xs),
+            "alone_window_s": alone_s,
+            "alone_stride": step,
+            "alone_us": xs[::step],
+        }
     return out
 
 

@@ -56,6 +56,7 @@ class RunSpec:
     concurrency: tuple[int, ...] = (1,)
     load: bool = False  # --concurrency given: every cell is timed as a load window
     sustained_s: float | None = None  # --sustained: each cell runs back to back this long
+    together: bool = False  # --together: the models of a slot are served at once
 
     @property
     def models(self) -> tuple[Path, ...]:
@@ -81,6 +82,7 @@ class RunSpec:
             concurrency=tuple(d.get("concurrency") or (1,)),
             load=bool(d.get("load")),
             sustained_s=d.get("sustained_s"),
+            together=bool(d.get("together")),
             timing=TimingConfig(**d["timing"]),
             eval_path=Path(d["eval_path"]) if d.get("eval_path") else None,
             runner_options=d.get("runner_options") or {},
@@ -98,11 +100,33 @@ class EvalData:
 
 def plan_run(spec: RunSpec) -> tuple[list[ModelVariant], list[Cell]]:
     """Validate the spec against the model files and expand it into cells."""
+    check_together(spec)
     variants = model_variants(spec.models, spec.variants)
     cells = expand(
         spec.device, variants, spec.delegates, spec.threads, spec.batches, spec.concurrency
     )
     return variants, cells
+
+
+def check_together(spec: RunSpec) -> None:
+    """--together's rules, one line each (exit 2): two or more models, and none of the
+    options that time a cell on its own (a load, a sustained run) or end one model's
+    rounds before another's (--precision)."""
+    if not spec.together:
+        return
+    if len(spec.models) < 2:
+        raise HarnessError("--together serves several models at once: give two or more")
+    clashes = [
+        ("--concurrency", spec.load),
+        ("--sustained", spec.sustained_s is not None),
+        ("--precision", spec.timing.precision is not None),
+    ]
+    for flag, given in clashes:
+        if given:
+            raise HarnessError(
+                f"--together with {flag}: the models share one window per round, "
+                f"every round (drop {flag})"
+            )
 
 
 def fixed_batch_reason(v: ModelVariant, batch: int) -> str | None:
@@ -177,14 +201,23 @@ def run_sweep(
     references = _stored_references(store, run_id, cells, done) if data else {}
 
     job, cell_of, refused = [], {}, []
-    no_energy = _energy_refusal(device, spec)
+    partners: dict[str, list[str]] = {}
+    slot_models: dict[tuple, list[str]] = {}
+    for c in cells:
+        slot_models.setdefault(c.slot, []).append(c.model)
+    no_energy = _energy_refusal(device, spec) or _together_refusal(device, spec)
     read = _outputs_read(variants, metrics)  # model -> the output its eval pass returns
     ref_of = _reference_jobs(spec, cells, done, references, read) if data else {}
     job += ref_of.values()
     for i, c in enumerate(todo):
         v = by_name[(c.model, c.variant)]
         # a variant convert could not make, or a batch the model cannot take: a row
-        reason = v.unsupported or fixed_batch_reason(v, c.batch) or no_energy
+        reason = (
+            v.unsupported
+            or fixed_batch_reason(v, c.batch)
+            or no_energy
+            or _alone_in_slot(spec, c, slot_models)
+        )
         if reason:
             refused.append(CellRecord(c, "unsupported", reason, v.info.sha256, v.info.size_bytes))
             continue
@@ -192,6 +225,8 @@ def run_sweep(
         # a concurrency cell is a load of its own and is not interleaved
         ab = len(spec.models) > 1 and c.concurrency == 1
         group = "|".join(map(str, c.slot)) if ab else None
+        if spec.together:  # which models it is served with, for its record
+            partners[f"c{i}"] = [m for m in slot_models[c.slot] if m != c.model]
         jc = JobCell(
             f"c{i}",
             v.path,
@@ -204,6 +239,7 @@ def run_sweep(
             load=spec.load,
             sustained_s=spec.sustained_s,
             output=read.get(c.model, 0),
+            together=spec.together,
         )
         cell_of[jc.id] = c
         job.append(jc)
@@ -237,6 +273,8 @@ def run_sweep(
             if (c.variant, c.delegate) == REFERENCE and c.model not in references:
                 references[c.model] = outputs if raw.get("status") == "ok" else None
             v = by_name[(c.model, c.variant)]
+            if isinstance(raw.get("together"), dict):
+                raw["together"]["with"] = partners.get(jc.id, [])
             record = summarize(
                 c,
                 v.info.sha256,
@@ -277,6 +315,27 @@ def _energy_refusal(device: Device, spec: RunSpec) -> str | None:
             "and voltage_now): energy per inference needs one"
         )
     return "--energy on Linux boards (the Python runner) is not implemented yet: Android only"
+
+
+def _alone_in_slot(spec: RunSpec, c: Cell, slot_models: dict[tuple, list[str]]) -> str | None:
+    """Why a --together cell has no partner: no other model of the run has its setting
+    (a variant only one model was converted to, say). Timed alone it would be a figure
+    under a name that promises contention."""
+    if spec.together and len(slot_models.get(c.slot, [])) < 2:
+        return f"--together: no other model of this run has {c.setting} to serve beside it"
+    return None
+
+
+def _together_refusal(device: Device, spec: RunSpec) -> str | None:
+    """Why --together cannot run on this device, or None: benchmark_model (Android)
+    times one graph per process, and two processes of different models started as one
+    load is not built yet."""
+    if spec.together and getattr(device, "device_class", "linux") == "android":
+        return (
+            "--together is not implemented on Android (benchmark_model times one model "
+            "per process): it runs on the Python runner (this host, Linux boards)"
+        )
+    return None
 
 
 def _record_snapshot(store: Store, run_id: str, device: Device, phase: str) -> None:

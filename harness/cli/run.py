@@ -108,6 +108,13 @@ def _android_options(command):
     "windows with CPU frequencies and the hottest thermal zone, throttling onset.",
 )
 @click.option(
+    "--together",
+    is_flag=True,
+    help="Serve the MODELS at once, one thread each, for a window per round (--min-secs, "
+    "else 1 s), after each alone for the same window: each model's latency under "
+    "contention and its slowdown against alone.",
+)
+@click.option(
     "--runs",
     type=click.IntRange(min=1),
     default=100,
@@ -190,6 +197,7 @@ def run(
     batches,
     concurrency,
     sustained,
+    together,
     runs,
     min_secs,
     warmup,
@@ -211,7 +219,8 @@ def run(
     """Time MODELS (convert directories or .tflite files) on a device; store every sample.
 
     Several models share every round (A/B in one run): judge them with
-    `harness compare RUN --a NAME --b NAME`."""
+    `harness compare RUN --a NAME --b NAME`. With --together they are served at once
+    instead, each also alone beside it: what running them side by side costs."""
     from harness.data.recipe import load_recipe
     from harness.devices.lock import device_lock
     from harness.devices.registry import open_device
@@ -247,6 +256,7 @@ def run(
             concurrency=parse_concurrency(concurrency) if concurrency else (1,),
             load=concurrency is not None,
             sustained_s=sustained_s,
+            together=together,
             timing=TimingConfig(
                 runs=runs,
                 min_secs=min_secs,

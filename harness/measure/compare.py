@@ -424,11 +424,28 @@ def compare_cell(
     verdict = overall_verdict(latency, accuracy, throughput, energy)
     parts = [
         note,
+        _together_note(baseline, candidate),
         f"throughput: {throughput.note}" if throughput and throughput.note else None,
         f"energy: {energy.note}" if energy and energy.note else None,
     ]
     note = "; ".join(p for p in parts if p) or None
     return CellComparison(cell, verdict, latency, accuracy, note, throughput, energy)
+
+
+def _together_note(baseline: CellRecord, candidate: CellRecord) -> str | None:
+    """Said when one side was served beside other models (--together) and the other was
+    not, or beside others: the latencies then measure different situations."""
+
+    def how(r: CellRecord) -> str:
+        t = r.extra.get("together")
+        if not isinstance(t, dict):
+            return "alone"
+        return "together with " + (", ".join(t.get("with") or []) or "other models")
+
+    b, c = how(baseline), how(candidate)
+    if b == c:
+        return None
+    return f"measured differently: baseline {b}, candidate {c}"
 
 
 def overall_verdict(

@@ -11,6 +11,7 @@ from harness.measure.accuracy import output_drift
 from harness.measure.metrics import MetricSpec, compute_metrics, default_metrics
 from harness.measure.stats import aggregate_stats, latency_stats
 from harness.measure.sustained import window_series
+from harness.measure.together import together_summary
 
 STATUSES = ("ok", "unsupported", "failed")
 
@@ -83,6 +84,13 @@ def summarize(
                 latency = None
             else:
                 extra["sustained"] = series
+        if raw.get("together") is not None:  # --together: alone beside under contention
+            together = together_summary(raw["together"], samples["invoke_us"])
+            if together is None:
+                status, reason = "failed", "malformed --together windows from the device"
+                latency = None
+            else:
+                extra["together"] = together
     return CellRecord(
         cell=cell,
         status=status,

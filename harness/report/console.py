@@ -12,6 +12,7 @@ from harness.measure.metrics import record_primary
 from harness.measure.rounds import precision, round_summaries
 from harness.report.document import pareto_flags
 from harness.report.sustained_view import sustained_line
+from harness.report.together_view import together_line
 
 
 def console() -> Console:
@@ -145,6 +146,9 @@ def render_run(run_id: str, records: list[CellRecord], out: Console | None = Non
         out.print(table)
         for r in rows:  # --sustained: the onset and steady state, one line per cell
             if r.status == "ok" and (line := sustained_line(r)):
+                out.print(line, markup=False)
+        for r in rows:  # --together: alone against beside the other models
+            if line := together_line(r):
                 out.print(line, markup=False)
         for (status, reason), cells in notes.items():
             out.print(

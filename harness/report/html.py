@@ -19,6 +19,7 @@ from harness.report.page import page
 from harness.report.recommend import Pick, format_latency, format_us
 from harness.report.sustained_view import sustained_section
 from harness.report.svg import BreakdownRow, ScatterPoint, breakdown_chart, esc, scatter_chart
+from harness.report.together_view import together_section
 from harness.store.store import RunInfo
 
 PROFILE_KEYS = ("op_profile", "profile", "ops_profile")
@@ -125,6 +126,7 @@ def _device_section(i: int, device: str, rows, pareto, pick: Pick | None) -> str
         load_section(rows),
         energy_section(rows),
         sustained_section(rows),
+        together_section(rows),
         _profile_section(i, rows),
         _coverage_section(i, rows),
         environment_section(rows),

@@ -8,6 +8,8 @@ from harness.report.energy_view import HEADINGS, energy_rows
 from harness.report.environment import display_status
 from harness.report.recommend import format_us
 from harness.report.sustained_view import sustained_line
+from harness.report.together_view import HEADINGS as TOGETHER
+from harness.report.together_view import together_rows
 
 
 def run_markdown(run_id: str, records: list[CellRecord]) -> str:
@@ -57,6 +59,10 @@ def run_markdown(run_id: str, records: list[CellRecord]) -> str:
             out += ["| " + " | ".join(HEADINGS) + " |", "|---|---|" + "--:|" * 6 + "---|---|"]
             out += ["| " + " | ".join(_cell(x) for x in row) + " |" for row in energy]
             out += ["", "energy: the whole device above its idle draw; ⁿ not meaningful", ""]
+        if together := together_rows(rows):  # --together: alone against beside the others
+            out += ["| " + " | ".join(TOGETHER) + " |", "|---|---|---|" + "--:|" * 8]
+            out += ["| " + " | ".join(_cell(x) for x in row) + " |" for row in together]
+            out += ["", "together: slowdown = median over rounds of p50 together / alone", ""]
         lines = [sustained_line(r) for r in rows if r.status == "ok"]
         out += [f"- {_cell(line)}" for line in lines if line] + ([""] if any(lines) else [])
     return "\n".join(out)

@@ -51,6 +51,7 @@ class JobCell:
     load: bool = False  # timed as a load: all instances busy for a fixed window
     sustained_s: float | None = None  # run back to back this long, in 1 s windows
     output: int = 0  # which output the eval pass returns (the metrics' output=NAME)
+    together: bool = False  # its group's cells are served at once (--together), not in turn
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,29 @@ def merge_rounds(docs: list[dict]) -> dict:
     loads = [d["load"] for d in docs if isinstance(d.get("load"), dict)]
     if loads:  # a load cell: its windows add up (requests and seconds, never rates)
         merged["load"] = pool_loads(loads)
+    together = [d["together"] for d in docs if isinstance(d.get("together"), dict)]
+    if together:  # --together: each round's alone and shared windows, kept round by round
+        merged["together"] = pool_together(together, [d.get("invoke_us") or [] for d in docs])
     return merged
+
+
+def pool_together(rounds: list[dict], shared: list[list[float]]) -> dict:
+    """The --together windows of a cell's rounds as one: alone samples concatenated,
+    counts and seconds summed, and per round the median alone and under contention (the
+    pair a slowdown is judged on: both come from one process at one moment)."""
+    pooled = {
+        k: sum(float(r.get(k) or 0) for r in rounds)
+        for k in ("requests", "window_s", "alone_requests", "alone_window_s")
+    }
+    pooled["members"] = rounds[-1].get("members")
+    pooled["alone_us"] = [x for r in rounds for x in r.get("alone_us") or []]
+    pooled["alone_sizes"] = [len(r.get("alone_us") or []) for r in rounds]
+    pooled["round_medians"] = [
+        [statistics.median(r["alone_us"]), statistics.median(xs)]
+        for r, xs in zip(rounds, shared, strict=False)
+        if r.get("alone_us") and xs
+    ]
+    return pooled
 
 
 def pool_loads(loads: list[dict]) -> dict:
@@ -320,6 +343,7 @@ def _one_runner(
             "load": c.load,
             "sustained_s": c.sustained_s,
             "output": c.output,
+            "together": c.together,
         }
         for c in cells
     ]
