@@ -178,10 +178,11 @@ def _metric_axis(rows) -> tuple[str, str]:
 
 
 def _breakdown(i: int, device: str, rows) -> str:
+    several = len({r.cell.model for r in rows}) > 1  # A/B, --together: bars name the model
     bars = [
         BreakdownRow(
             ident=_ident(i, j),
-            label=_label(r),
+            label=f"{r.cell.model} {_label(r)}" if several else _label(r),
             init_us=r.init_us,
             first_us=r.first_us,
             p50_us=r.latency.center,
