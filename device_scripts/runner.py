@@ -650,21 +650,7 @@ def time_concurrent(engines: list, job: dict, evals: list) -> list[dict]:
         out.append({"first_us": first, "warmup_us": warmup, "invoke_us": [], "e2e_us": []})
 
     def serve(k: int, until: int, lane: dict) -> None:
-        e, sync_on_read = engines[k], engines[k].sync_point == "read_outputs"
-        while ns() < until:
-            t0 = ns()
-            e.set_inputs(inputs[k])
-            t1 = ns()
-            e.invoke()
-            if sync_on_read:
-                e.read_outputs()
-            t2 = ns()
-            if not sync_on_read:
-                e.read_outputs()
-            t3 = ns()
-            lane["invoke_us"].append((t2 - t1) / 1e3)
-            lane["e2e_us"].append((t3 - t0) / 1e3)
-        lane["end"] = ns()
+        serve_until(engines[k], inputs[k], until, lane)
 
     alone = []
     for k in range(len(engines)):  # alone first, one model after another
@@ -711,6 +697,29 @@ def time_concurrent(engines: list, job: dict, evals: list) -> list[dict]:
             "alone_us": xs[::step],
         }
     return out
+
+
+def serve_until(engine, inputs: list, until: int, lane: dict) -> None:
+    """Serve requests back to back until perf_counter_ns() reaches `until` (a request
+    begun before is finished and counted), each timed alone: invoke (to the engine's
+    sync point) into lane["invoke_us"], set inputs to outputs read into lane["e2e_us"];
+    lane["end"] is when the last one finished."""
+    ns = time.perf_counter_ns
+    sync_on_read = engine.sync_point == "read_outputs"
+    while ns() < until:
+        t0 = ns()
+        engine.set_inputs(inputs)
+        t1 = ns()
+        engine.invoke()
+        if sync_on_read:
+            engine.read_outputs()
+        t2 = ns()
+        if not sync_on_read:
+            engine.read_outputs()
+        t3 = ns()
+        lane["invoke_us"].append((t2 - t1) / 1e3)
+        lane["e2e_us"].append((t3 - t0) / 1e3)
+    lane["end"] = ns()
 
 
 def _timing_inputs(engine, eval_data) -> list:
@@ -907,7 +916,6 @@ def time_load(runtime: dict, job: dict, cell: dict, engine, eval_data) -> dict:
 
     def serve(k: int) -> None:
         e, lane = engines[k], lanes[k]
-        sync_on_read = e.sync_point == "read_outputs"
         try:
             inputs = _timing_inputs(e, eval_data)
             for _ in range(warmup):
@@ -919,21 +927,7 @@ def time_load(runtime: dict, job: dict, cell: dict, engine, eval_data) -> dict:
         barrier.wait()
         if lane["error"] is not None:
             return
-        deadline = start_at[0] + int(window * 1e9)
-        while ns() < deadline:
-            t0 = ns()
-            e.set_inputs(inputs)
-            t1 = ns()
-            e.invoke()
-            if sync_on_read:
-                e.read_outputs()
-            t2 = ns()
-            if not sync_on_read:
-                e.read_outputs()
-            t3 = ns()
-            lane["invoke_us"].append((t2 - t1) / 1e3)
-            lane["e2e_us"].append((t3 - t0) / 1e3)
-        lane["end"] = ns()
+        serve_until(e, inputs, start_at[0] + int(window * 1e9), lane)
 
     threads = [threading.Thread(target=serve, args=(k,), daemon=True) for k in range(n)]
     for t in threads:
