@@ -205,7 +205,7 @@ def run_sweep(
     slot_models: dict[tuple, list[str]] = {}
     for c in cells:
         slot_models.setdefault(c.slot, []).append(c.model)
-    no_energy = _energy_refusal(device, spec) or _together_refusal(device, spec)
+    no_energy = _energy_refusal(device, spec)
     read = _outputs_read(variants, metrics)  # model -> the output its eval pass returns
     ref_of = _reference_jobs(spec, cells, done, references, read) if data else {}
     job += ref_of.values()
@@ -323,18 +323,6 @@ def _alone_in_slot(spec: RunSpec, c: Cell, slot_models: dict[tuple, list[str]]) 
     under a name that promises contention."""
     if spec.together and len(slot_models.get(c.slot, [])) < 2:
         return f"--together: no other model of this run has {c.setting} to serve beside it"
-    return None
-
-
-def _together_refusal(device: Device, spec: RunSpec) -> str | None:
-    """Why --together cannot run on this device, or None: benchmark_model (Android)
-    times one graph per process, and two processes of different models started as one
-    load is not built yet."""
-    if spec.together and getattr(device, "device_class", "linux") == "android":
-        return (
-            "--together is not implemented on Android (benchmark_model times one model "
-            "per process): it runs on the Python runner (this host, Linux boards)"
-        )
     return None
 
 

@@ -126,19 +126,29 @@ def test_together_mistakes_are_one_line(extra, words, two_models, store_url):
     assert_user_error(proc, *words)
 
 
-def test_together_on_android_is_an_unsupported_row_with_its_reason():
-    from harness.run import RunSpec, _together_refusal
+def test_android_groups_and_script_quote_every_word(tmp_path):
+    """The Android runner runs a together group as one unit and starts its processes
+    with every word quoted: a hostile file name reaches the tool as a name."""
+    import subprocess
 
-    class Phone:
-        device_class = "android"
+    from harness.runners.benchmark_model.runner import (
+        split_load_output,
+        together_groups,
+        together_script,
+    )
+    from harness.runners.python_runner import JobCell
 
-    class Board:
-        device_class = "linux"
+    def cell(i, group=None, together=False):
+        return JobCell(f"c{i}", "m.tflite", "0" * 64, "cpu", 1, group=group, together=together)
 
-    spec = RunSpec(model="a.tflite", more_models=("b.tflite",), together=True)
-    assert "not implemented on Android" in _together_refusal(Phone(), spec)
-    assert _together_refusal(Board(), spec) is None
-    assert _together_refusal(Phone(), RunSpec(model="a.tflite")) is None
+    plan = [cell(0, "g", True), cell(1), cell(2, "g", True), cell(3, "h")]
+    assert [[c.id for c in g] for g in together_groups(plan)] == [["c0", "c2"], ["c1"], ["c3"]]
+    hostile = "a b'c\"$(touch pwned);`id`.tflite"
+    script = together_script([["echo", hostile], ["sh", "-c", "echo two; exit 3"]], "t$x")
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    texts, codes = split_load_output(done.stdout, 2)
+    assert texts == [hostile + "\n", "two\n"] and codes == [0, 3]
+    assert list(tmp_path.iterdir()) == []  # nothing ran from the name; outputs removed
 
 
 def _round(alone: list[float], window: float = 1.0) -> dict:

@@ -85,7 +85,7 @@ def summarize(
             else:
                 extra["sustained"] = series
         if raw.get("together") is not None:  # --together: alone beside under contention
-            together = together_summary(raw["together"], samples["invoke_us"])
+            together = together_summary(raw["together"], samples["invoke_us"], latency)
             if together is None:
                 status, reason = "failed", "malformed --together windows from the device"
                 latency = None

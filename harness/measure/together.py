@@ -1,9 +1,12 @@
 """--together: several models served at once, and what sharing the device costs each.
 
-The device runner times each cell of a group twice per round, in one process: alone for
-a window, then with every other model of its group on threads of their own for a window
-of the same length (device_scripts/runner.py, time_concurrent). The record's latency is
-its requests under contention; this module reduces the alone window beside them.
+Each round times every cell of a group twice: alone for a window, then with every other
+model of its group for a window of the same length. The Python runner does both in one
+process, one thread per model (device_scripts/runner.py, time_concurrent) and keeps
+every request; on Android each window is a benchmark_model process per model
+(runners/benchmark_model, run_together) and only the tool's aggregates exist. The
+record's latency is its requests under contention; this module reduces the alone
+window beside them.
 
 The slowdown a user reads is the median over rounds of (median under contention /
 median alone), each ratio from one process at one moment: a round is the unit of
@@ -16,27 +19,43 @@ from __future__ import annotations
 import math
 import statistics
 
-from harness.measure.stats import latency_stats
+from harness.cells import LatencyStats
+from harness.measure.stats import aggregate_stats, latency_stats
 
 
-def together_summary(raw: dict, shared_us: list[float]) -> dict | None:
+def together_summary(
+    raw: dict, shared_us: list[float], shared: LatencyStats | None = None
+) -> dict | None:
     """The stored `together` figures of one cell from the runner's pooled windows
-    (harness.runners.python_runner.pool_together) and its samples under contention;
-    None when the device's numbers are malformed (device output is untrusted)."""
+    (python_runner.pool_together: samples alone; benchmark_model's
+    pool_together_rounds: the tool's aggregates) and its latency under contention
+    (`shared_us`, or `shared` for an aggregate-only cell); None when the device's
+    numbers are malformed (device output is untrusted)."""
     if not isinstance(raw, dict):
         return None
     counts = {k: _num(raw.get(k)) for k in ("requests", "window_s", "alone_requests")}
     counts["alone_window_s"] = _num(raw.get("alone_window_s"))
-    alone = raw.get("alone_us")
     pairs = raw.get("round_medians")
-    if any(v is None or v <= 0 for v in counts.values()) or not _floats(alone):
+    if any(v is None or v <= 0 for v in counts.values()):
         return None
-    if not isinstance(pairs, list) or not all(_floats(p) and len(p) == 2 for p in pairs):
+    if not isinstance(pairs, list) or not pairs:
         return None
-    if not shared_us or not all(a > 0 and b > 0 for a, b in pairs):
+    if not all(_floats(p) and len(p) == 2 and min(p) > 0 for p in pairs):
+        return None
+    if _floats(raw.get("alone_us")) and shared_us:
+        alone_stats, shared_stats = latency_stats(raw["alone_us"]), latency_stats(shared_us)
+        center, alone_n = "median", len(raw["alone_us"])
+        alone_center, shared_center = alone_stats.median, shared_stats.median
+    elif shared is not None and (alone_stats := _aggregate(raw.get("alone_aggregate"))):
+        # medians do not pool: the figure shown is the median over rounds of each round's
+        # centre (the tool's median where printed, else its mean), as the slowdown is
+        shared_stats, alone_n = shared, None
+        center = "median" if raw.get("center") == "median" else "mean"
+        alone_center = statistics.median(a for a, _ in pairs)
+        shared_center = statistics.median(b for _, b in pairs)
+    else:
         return None
     ratios = [b / a for a, b in pairs]
-    alone_stats, shared_stats = latency_stats(alone), latency_stats(shared_us)
     rate = counts["requests"] / counts["window_s"]
     alone_rate = counts["alone_requests"] / counts["alone_window_s"]
     members = raw.get("members")
@@ -49,16 +68,38 @@ def together_summary(raw: dict, shared_us: list[float]) -> dict | None:
         "alone_requests": int(counts["alone_requests"]),
         "alone_window_s": counts["alone_window_s"],
         "alone_rate_rps": alone_rate,
-        "alone_median_us": alone_stats.median,
+        # "median": of raw samples; "mean": benchmark_model printed aggregates only
+        # (a round's centre is its median where the tool printed one, else its mean)
+        "center": center,
+        "alone_median_us": alone_center,
         "alone_p99_us": alone_stats.p99,
-        "median_us": shared_stats.median,
+        "median_us": shared_center,
         "p99_us": shared_stats.p99,
+        "alone_mean_us": alone_stats.mean,
+        "mean_us": shared_stats.mean,
         "slowdown": statistics.median(ratios),
         "slowdown_rounds": ratios,
-        "slowdown_pooled": shared_stats.median / alone_stats.median,
+        # all samples (aggregate-only: all runs' means) together over alone: it mixes
+        # rounds that ran at different moments
+        "slowdown_pooled": (
+            shared_center / alone_center
+            if center == "median" and alone_n
+            else shared_stats.mean / alone_stats.mean
+        ),
         "rate_ratio": rate / alone_rate,
-        "alone_samples": len(alone),
+        "alone_samples": alone_n,
     }
+
+
+def _aggregate(agg) -> LatencyStats | None:
+    """benchmark_model's pooled aggregate as stats (None when malformed)."""
+    keys = ("n", "mean", "std", "min", "max")
+    if not isinstance(agg, dict) or not all(_num(agg.get(k)) is not None for k in keys):
+        return None
+    if agg["n"] <= 0 or agg["mean"] <= 0:
+        return None
+    optional = {k: agg[k] for k in ("median", "p5", "p95") if _num(agg.get(k)) is not None}
+    return aggregate_stats(**{k: agg[k] for k in keys}, **optional)
 
 
 def _floats(xs) -> bool:

@@ -34,8 +34,9 @@ def together_line(r: CellRecord) -> str | None:
         return None
     partners = ", ".join(t.get("with") or []) or "its group"
     n = len(t.get("slowdown_rounds") or [])
+    what = "p50" if t.get("center", "median") == "median" else "mean"  # aggregate-only
     return (
-        f"{r.cell.model} {r.cell.setting} with {partners}: p50 "
+        f"{r.cell.model} {r.cell.setting} with {partners}: {what} "
         f"{format_us(t['alone_median_us'])} alone -> {format_us(t['median_us'])} together "
         f"({t['slowdown']:.2f}x, median of {n} round{'s' if n != 1 else ''}), p99 "
         f"{format_us(t['alone_p99_us'])} -> {format_us(t['p99_us'])}, "
@@ -50,13 +51,14 @@ def together_rows(rows: list[CellRecord]) -> list[tuple[str, ...]]:
         t = r.extra.get("together")
         if r.status != "ok" or not isinstance(t, dict) or t.get("slowdown") is None:
             continue
+        mark = "" if t.get("center", "median") == "median" else " ᵃ"  # a mean, not a p50
         out.append(
             (
                 r.cell.model,
                 r.cell.setting,
                 ", ".join(t.get("with") or []),
-                format_us(t["alone_median_us"]),
-                format_us(t["median_us"]),
+                format_us(t["alone_median_us"]) + mark,
+                format_us(t["median_us"]) + mark,
                 f"{t['slowdown']:.2f}x",
                 format_us(t["alone_p99_us"]),
                 format_us(t["p99_us"]),
@@ -77,8 +79,10 @@ def together_section(rows: list[CellRecord]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in t) + "</tr>" for t in table)
     return (
         '<h3>served together</h3><p class="note">each model alone for a window, then all '
-        "of its group at once (one thread each) for a window of the same length, in the "
-        "same process every round; slowdown: the median over rounds of p50 together / p50 "
-        'alone</p><div class="scroll"><table class="together">'
+        "of its group at once for a window of the same length, every round (one thread "
+        "each in one process on the Python runner, one benchmark_model process each on "
+        "Android); slowdown: the median over rounds of p50 together / p50 alone; ᵃ: a "
+        "mean (benchmark_model prints aggregates only)</p>"
+        '<div class="scroll"><table class="together">'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
     )

@@ -284,7 +284,7 @@ def _log(argv: list[str]) -> None:
     if root:
         with open(Path(root) / "standin-calls.jsonl", "a") as f:
             cpus = sorted(os.sched_getaffinity(0))
-            f.write(json.dumps({"argv": argv, "cpus": cpus}) + "\n")
+            f.write(json.dumps({"argv": argv, "cpus": cpus, "t": time.time()}) + "\n")
 
 
 if __name__ == "__main__":

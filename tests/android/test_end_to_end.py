@@ -429,6 +429,43 @@ def test_concurrency_on_android_runs_n_benchmark_model_processes_at_once(
     assert "batch &amp; concurrency" in page and "not printed by the tool" in page
 
 
+def test_together_on_android_runs_one_process_per_model_at_once(
+    phone, variants, store_url, tmp_path
+):
+    """README: `harness run A B --together` on a phone: per round, each model's timed
+    pass alone (one after the other), then one benchmark_model process per model started
+    together; each cell's latency is its aggregate beside the other, its alone aggregate
+    and the per-round pair of centres in `together`."""
+    import shutil
+
+    root = phone["root"]
+    (root / "standin-calls.jsonl").unlink(missing_ok=True)
+    a, b = tmp_path / "base.tflite", tmp_path / "quant.tflite"
+    shutil.copy(variants.manifest_path.parent / "fp32.tflite", a)
+    shutil.copy(variants.manifest_path.parent / "int8.tflite", b)
+    proc = harness("run", a, b, "--together", "--device", phone["serial"], "--delegates",
+                   "xnnpack", "--min-secs", "1.2", "--rounds", "2", "--store", store_url,
+                   "--json")  # fmt: skip
+    cells = {c["model"]: c for c in assert_run_exit(proc)["cells"]}
+    assert all(c["status"] == "ok" for c in cells.values()), cells
+    for model, c in cells.items():
+        t = c["extra"]["together"]
+        assert t["with"] == [{"base": "quant", "quant": "base"}[model]]
+        assert t["members"] == 2 and len(t["slowdown_rounds"]) == 2
+        assert t["requests"] == c["latency_us"]["n"] and t["alone_requests"] > 0
+        assert t["center"] == "mean" and t["p99_us"] is None  # the tool's aggregates only
+    timed = [c for c in _calls(root) if "--min_secs=0.6" in c["argv"]]
+    assert len(timed) == 2 * 4  # per round: base alone, quant alone, both together
+    for r in range(2):
+        alone_a, alone_b, *together = timed[4 * r : 4 * r + 4]
+        assert alone_b["t"] - alone_a["t"] >= 0.5  # one after the other (0.6 s each)
+        assert abs(together[0]["t"] - together[1]["t"]) < 0.5  # started as one
+        graphs = {next(x for x in c["argv"] if x.startswith("--graph=")) for c in together}
+        assert len(graphs) == 2  # a process per model
+    text = harness("report", json.loads(proc.stdout)["run_id"], "--store", store_url)
+    assert "base fp32/xnnpack/t1 with quant: mean" in " ".join(text.stdout.split())
+
+
 def _battery(sysfs: Path, status: str, current_ua: int, voltage_uv: int = 4_000_000) -> None:
     bat = sysfs / "class/power_supply/battery"
     # each file written whole then renamed: the test's watcher rewrites them every 10 ms,

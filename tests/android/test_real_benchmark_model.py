@@ -241,6 +241,32 @@ def test_real_tool_serves_a_load_of_two_processes(tools, device, variants, store
           f"({rates[2] / rates[1]:.2f}x)")  # fmt: skip
 
 
+def test_real_tool_serves_two_models_together(tools, device, variants, tmp_path, store_url):
+    """--together against the real TF 2.21 binary: each model alone for its window, then
+    one process per model started together; both print their aggregates, each round's
+    pair of medians gives the slowdown (the real tool prints its median)."""
+    import shutil
+
+    _register(CPU_BUILD)
+    a, b = tmp_path / "base.tflite", tmp_path / "quant.tflite"
+    shutil.copy(variants.manifest_path.parent / "fp32.tflite", a)
+    shutil.copy(variants.manifest_path.parent / "int8.tflite", b)
+    proc = harness(
+        "run", a, b, "--together", "--device", device, "--delegates", "xnnpack",
+        "--min-secs", "2", "--rounds", "2", "--affinity", "all", "--store", store_url,
+        "--json", timeout=600,
+    )  # fmt: skip
+    cells = {c["model"]: c for c in assert_run_exit(proc)["cells"]}
+    assert all(c["status"] == "ok" for c in cells.values()), cells
+    for c in cells.values():
+        t = c["extra"]["together"]
+        assert len(t["slowdown_rounds"]) == 2 and t["slowdown"] > 0
+        assert t["window_s"] >= 2 * 0.95 and t["alone_window_s"] >= 2 * 0.95  # by the tool
+        print(f"REAL together {c['model']}: {t['center']} {t['alone_median_us']:.1f} us alone "
+              f"-> {t['median_us']:.1f} us together, slowdown {t['slowdown']:.2f}x, "
+              f"req/s {t['alone_rate_rps']:.0f} -> {t['rate_rps']:.0f}")  # fmt: skip
+
+
 def test_real_tool_sustains_one_process_per_window(tools, device, variants, store_url):
     """--sustained 10s against the real TF 2.21 binary: back-to-back benchmark_model
     passes of one 1 s window each (the tool's --min_secs), until 10 s have passed; each

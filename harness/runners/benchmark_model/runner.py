@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import shlex
 import statistics
 import tempfile
 import time
@@ -102,6 +103,32 @@ while [ "$i" -lt "$n" ]; do
   i=$((i + 1))
 done
 """
+
+# --together on Android: one benchmark_model process per model, each with flags of its
+# own, started together; their outputs reported as LOAD_SCRIPT reports its instances.
+LONELY = (
+    "--together: no other model of its group could run beside it (their rows say why); "
+    "timed alone it would not be what was asked"
+)
+
+
+def together_script(argvs: list[list[str]], tag: str) -> str:
+    """The shell script that starts every argv at once and reports each as LOAD_SCRIPT
+    does (split_load_output reads it). Every word is quoted: paths and names sent to a
+    device never reach its shell unquoted."""
+    out = [f"f{i}={shlex.quote(f'together-{tag}-{i}.txt')}" for i in range(len(argvs))]
+    for i, argv in enumerate(argvs):
+        out += [f'{shlex.join(argv)} > "$f{i}" 2>&1 &', f"pid{i}=$!"]
+    out += [f'wait "$pid{i}"; code{i}=$?' for i in range(len(argvs))]
+    for i in range(len(argvs)):
+        out += [
+            f"echo {LOAD_MARK} {i}",
+            f'cat "$f{i}"',
+            f'rm -f "$f{i}"',
+            f'echo {LOAD_EXIT} {i} "$code{i}"',
+        ]
+    return "\n".join(out) + "\n"
+
 
 # --sustained on Android: benchmark_model passes of one window each (--min_secs), back to
 # back until the duration has passed, each bracketed by /proc/uptime and followed by the
@@ -187,18 +214,46 @@ def _rounds(
     for r in range(book.limit):
         if not book.pending:
             break
-        for cell in book.due(r):
-            final = book.is_final(cell, r)
+        for group in together_groups(book.due(r)):
             if started and options.cooldown_s:
                 session.cool_down()
             started = True
+            finals = {c.id: book.is_final(c, r) for c in group}
+            evals = {c.id: eval_x if finals[c.id] else None for c in group}
             try:
-                raw = session.run_cell(cell, timing.per_round(r), eval_x if final else None, final)
+                if group[0].together:
+                    raws = session.run_together(group, timing.per_round(r), evals, finals)
+                else:
+                    (cell,) = group
+                    raws = {
+                        cell.id: session.run_cell(
+                            cell, timing.per_round(r), evals[cell.id], finals[cell.id]
+                        )
+                    }
             except DeviceError as exc:
-                raw = {"status": "failed", "reason": f"device error: {exc}", "env": session.env}
-            docs = book.record(cell, r, raw)
-            if docs is not None:
-                yield cell, pool_rounds(docs) if raw["status"] == "ok" else raw
+                failed = {"status": "failed", "reason": f"device error: {exc}"}
+                raws = {c.id: failed | {"env": session.env} for c in group}
+            for cell in group:
+                raw = raws[cell.id]
+                docs = book.record(cell, r, raw)
+                if docs is not None:
+                    yield cell, pool_rounds(docs) if raw["status"] == "ok" else raw
+
+
+def together_groups(cells: list[JobCell]) -> list[list[JobCell]]:
+    """The round's cells as the units it runs: a --together group (its cells of one
+    setting, one per model) as one, every other cell alone, in plan order."""
+    groups: dict[str, list[JobCell]] = {}
+    out = []
+    for c in cells:
+        if c.together and c.group:
+            if c.group not in groups:
+                groups[c.group] = []
+                out.append(groups[c.group])
+            groups[c.group].append(c)
+        else:
+            out.append([c])
+    return out
 
 
 @dataclass
@@ -272,36 +327,9 @@ class Session:
             resize = self._batch_flags(cell)
         except HarnessError as exc:
             return {"status": "unsupported", "reason": str(exc), "env": env}
-        if cell.sustained_s and self.options.energy:
-            return {
-                "status": "unsupported",
-                "reason": "--energy times one benchmark_model pass: a sustained run of "
-                "back-to-back passes is not measured for energy",
-                "env": env,
-            }
-        if (cell.load or cell.concurrency != 1) and self.options.energy:
-            return {
-                "status": "unsupported",
-                "reason": "--energy times one benchmark_model at a time: a load of "
-                f"{cell.concurrency} processes is not measured for energy",
-                "env": env,
-            }
-        if timed is None:
-            return {
-                "status": "unsupported",
-                "reason": f"benchmark_model has no {cell.delegate} delegate "
-                f"(it runs {', '.join(F.DELEGATE_FLAGS)})",
-                "env": env,
-            }
-        missing = [f for f in F.required_flags(cell.delegate, self.options) if f not in self.flags]
-        if missing:
-            return {
-                "status": "unsupported",
-                "reason": f"this benchmark_model build has no {cell.delegate} delegate: "
-                f"{', '.join('--' + f for f in missing)} not in its --help usage (it would log "
-                "'Unconsumed cmdline flags' and run on the CPU)",
-                "env": env,
-            }
+        refused = self._refusal(cell, timed is not None)
+        if refused:
+            return {"status": "unsupported", "reason": refused, "env": env}
         raw: dict = {"status": "ok", "env": env, "affinity": self.affinity}
         limit = timing.cell_timeout_s or timing.timeout_s
         if cell.timing and cell.sustained_s:
@@ -325,17 +353,28 @@ class Session:
             if power is not None and raw["status"] == "ok":
                 raw["energy"] = power.to_dict() | {"readings": readings}
             if raw["status"] == "ok" and final:
-                text, code = self.invoke(
-                    F.memory_flags(graph, cell.delegate, cell.threads, self.options) + resize,
-                    limit,
-                )
-                raw |= memory_result(parse_output(text), code, text, raw.get("memory_mb"))
-            if raw["status"] == "ok" and self.options.op_profile and final:
-                text, _ = self.invoke(
-                    F.profile_flags(graph, cell.delegate, cell.threads, self.options) + resize,
-                    limit,
-                )
-                raw["op_profile"] = profile_summary(parse_output(text))
+                raw |= self.memory_and_profile(cell, graph, resize, raw, limit)
+        return self.finish(cell, graph, raw, env, eval_x, limit)
+
+    def memory_and_profile(
+        self, cell: JobCell, graph: str, resize: list[str], raw: dict, limit: float
+    ) -> dict:
+        """A final round's passes after the timed one: peak memory, the op profile."""
+        out: dict = {}
+        text, code = self.invoke(
+            F.memory_flags(graph, cell.delegate, cell.threads, self.options) + resize, limit
+        )
+        out |= memory_result(parse_output(text), code, text, raw.get("memory_mb"))
+        if self.options.op_profile:
+            text, _ = self.invoke(
+                F.profile_flags(graph, cell.delegate, cell.threads, self.options) + resize,
+                limit,
+            )
+            out["op_profile"] = profile_summary(parse_output(text))
+        return out
+
+    def finish(self, cell: JobCell, graph: str, raw: dict, env: dict, eval_x, limit: float) -> dict:
+        """The accuracy pass (eval_x given: the final round), then the device's state."""
         if raw["status"] == "ok" and eval_x is not None:
             try:
                 outputs, calls = self.evaluate(cell, graph, eval_x, limit)
@@ -348,6 +387,37 @@ class Session:
         env["after"] = self.last
         raw["hazards"] = noise_hazards(self.props, self.first, self.last)
         return raw
+
+    def _refusal(self, cell: JobCell, has_delegate: bool) -> str | None:
+        """Why this build or these options cannot time the cell (an unsupported row)."""
+        if cell.sustained_s and self.options.energy:
+            return (
+                "--energy times one benchmark_model pass: a sustained run of back-to-back "
+                "passes is not measured for energy"
+            )
+        if (cell.load or cell.concurrency != 1) and self.options.energy:
+            return (
+                "--energy times one benchmark_model at a time: a load of "
+                f"{cell.concurrency} processes is not measured for energy"
+            )
+        if cell.together and self.options.energy:
+            return (
+                "--energy times one benchmark_model at a time: models served together "
+                "are not measured for energy"
+            )
+        if not has_delegate:
+            return (
+                f"benchmark_model has no {cell.delegate} delegate "
+                f"(it runs {', '.join(F.DELEGATE_FLAGS)})"
+            )
+        missing = [f for f in F.required_flags(cell.delegate, self.options) if f not in self.flags]
+        if missing:
+            return (
+                f"this benchmark_model build has no {cell.delegate} delegate: "
+                f"{', '.join('--' + f for f in missing)} not in its --help usage (it would log "
+                "'Unconsumed cmdline flags' and run on the CPU)"
+            )
+        return None
 
     def _batch_flags(self, cell: JobCell) -> list[str]:
         """The resize flags of a batch cell ([] at batch 1); HarnessError: it cannot be."""
@@ -389,6 +459,87 @@ class Session:
             self.device, run, self._argv(flags), inferences, status, tag
         )
         return (*res, power, readings)
+
+    def run_together(
+        self,
+        cells: list[JobCell],
+        timing: TimingConfig,
+        evals: dict[str, np.ndarray | None],
+        finals: dict[str, bool],
+    ) -> dict[str, dict]:
+        """--together on Android, one round of a group: each model alone for the window
+        (--min_secs after its warm-up), one after another, then all of them at once, one
+        benchmark_model process each (together_script), then each one's final passes.
+
+        Each cell's latency is its aggregate under contention, and `together` holds its
+        alone aggregate beside it: both are the tool's own figures of one round, moments
+        apart. A model that fails fails alone; the others are rows saying so."""
+        env = self.env | {"before": self.last, "props": self.last.get("props", {})}
+        window = timing.min_secs or timing.load_window_s
+        limit = timing.cell_timeout_s or timing.timeout_s
+        raws: dict[str, dict] = {}
+        passes: dict[str, tuple[str, list[str], list[str]]] = {}
+        for cell in cells:
+            graph = self.device.stage(cell.model_file, cell.model_sha256, ".tflite")
+            flags = F.cell_flags(
+                graph, cell.delegate, cell.threads, 1, window, timing.warmup, self.options
+            )
+            try:
+                resize = self._batch_flags(cell)
+            except HarnessError as exc:
+                raws[cell.id] = {"status": "unsupported", "reason": str(exc), "env": env}
+                continue
+            refused = self._refusal(cell, flags is not None)
+            if refused:
+                raws[cell.id] = {"status": "unsupported", "reason": refused, "env": env}
+                continue
+            passes[cell.id] = (graph, flags + resize, resize)
+        live = [c for c in cells if c.id in passes]
+        if len(live) < 2:
+            return raws | {c.id: {"status": "unsupported", "reason": LONELY, "env": env}
+                           for c in live}  # fmt: skip
+        alone = {}
+        for cell in live:
+            text, code = self.invoke(passes[cell.id][1], limit)
+            alone[cell.id] = timed_result(parse_output(text), code, cell.delegate, text)
+        shared = self._members_failed(live, alone)
+        if shared is None:
+            tag = f"{live[0].model_sha256[:12]}-{live[0].id}"
+            script = together_script([self._argv(passes[c.id][1]) for c in live], tag)
+            result = self.device.run_in_workdir(["sh", "-c", script], limit + 30.0)
+            texts, codes = split_load_output(result.stdout, len(live))
+            together = {
+                c.id: timed_result(parse_output(t), code, c.delegate, t)
+                for c, t, code in zip(live, texts, codes, strict=True)
+            }
+            shared = self._members_failed(live, together) or together
+        for cell in live:
+            raw = {"env": dict(env), "affinity": self.affinity} | shared[cell.id]
+            if raw.get("status", "ok") == "ok" and "latency_aggregate" in raw:
+                raw["status"] = "ok"
+                raw["together"] = together_round(alone[cell.id], raw, len(live))
+                graph, _, resize = passes[cell.id]
+                if finals[cell.id]:
+                    raw |= self.memory_and_profile(cell, graph, resize, raw, limit)
+            raws[cell.id] = self.finish(
+                cell, passes[cell.id][0], raw, raw["env"], evals[cell.id], limit
+            )
+        return raws
+
+    @staticmethod
+    def _members_failed(cells: list[JobCell], results: dict[str, dict]) -> dict | None:
+        """None when every model's pass is ok; else each failed one's own result and,
+        for the others, an unsupported row naming the first failure."""
+        bad = [c for c in cells if results[c.id].get("status", "ok") != "ok"]
+        if not bad:
+            return None
+        first = results[bad[0].id]
+        partner = {
+            "status": "unsupported",
+            "reason": "--together: another model of its group failed beside it: "
+            + str(first.get("reason"))[:ERROR_CHARS],
+        }
+        return {c.id: results[c.id] if c in bad else partner for c in cells}
 
     def load_pass(self, flags: list[str], cell: JobCell, timeout: float) -> dict:
         """--concurrency N: N benchmark_model processes started together on the device,
@@ -708,6 +859,9 @@ def pool_rounds(raws: list[dict]) -> dict:
     loads = [r["load"] for r in raws if isinstance(r.get("load"), dict)]
     if loads:  # a load cell: its windows add up (requests and seconds, never rates)
         merged["load"] = pool_loads(loads)
+    together = [r["together"] for r in raws if isinstance(r.get("together"), dict)]
+    if together:  # --together: each round's pair of centres, the aggregates pooled
+        merged["together"] = pool_together_rounds(together)
     for key in ("init_us", "first_us"):
         values = [r[key] for r in raws if isinstance(r.get(key), int | float)]
         merged[f"{key}_rounds"] = values
@@ -727,6 +881,41 @@ def pool_rounds(raws: list[dict]) -> dict:
         env["before"] = raws[0]["env"]["before"]  # the first round's, as for one pass
     merged["env"] = env
     return merged
+
+
+def together_round(alone: dict, shared: dict, members: int) -> dict:
+    """One round of a --together cell from the tool's two aggregates: alone, and under
+    contention. A round's centre is the tool's median (its mean where it printed none)."""
+    a, s = alone["latency_aggregate"], shared["latency_aggregate"]
+    return {
+        "members": members,
+        "alone_aggregate": a,
+        "requests": int(s["n"]),
+        "window_s": s["n"] * s["mean"] / 1e6,
+        "alone_requests": int(a["n"]),
+        "alone_window_s": a["n"] * a["mean"] / 1e6,
+        "round_medians": [[_center(a), _center(s)]],
+        "center": "median" if a.get("median") and s.get("median") else "mean",
+    }
+
+
+def pool_together_rounds(rounds: list[dict]) -> dict:
+    """The --together rounds of an Android cell as one: counts and seconds summed, the
+    alone aggregates pooled exactly, every round's pair of centres kept."""
+    pooled = {
+        k: sum(float(r.get(k) or 0) for r in rounds)
+        for k in ("requests", "window_s", "alone_requests", "alone_window_s")
+    }
+    return pooled | {
+        "members": rounds[-1].get("members"),
+        "alone_aggregate": pool_aggregates([r["alone_aggregate"] for r in rounds]),
+        "round_medians": [p for r in rounds for p in r.get("round_medians") or []],
+        "center": "mean" if any(r.get("center") == "mean" for r in rounds) else "median",
+    }
+
+
+def _center(agg: dict) -> float:
+    return float(agg["median"]) if agg.get("median") else float(agg["mean"])
 
 
 def pool_aggregates(aggs: list[dict]) -> dict:

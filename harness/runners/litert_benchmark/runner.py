@@ -127,7 +127,15 @@ def run_cells(
                     (litert if ours else tflite).cool_down()
                 started = True
                 try:
-                    if ours and (cell.batch != 1 or cell.concurrency != 1):
+                    if cell.together:  # served together: benchmark_model's own rounds only
+                        raw = {
+                            "status": "unsupported",
+                            "reason": "--together runs on benchmark_model alone: with LiteRT's "
+                            "CompiledModel binary registered for this run's gpu/npu cells, "
+                            "groups across the two tools are not built",
+                            "env": (litert if ours else tflite).env,
+                        }
+                    elif ours and (cell.batch != 1 or cell.concurrency != 1):
                         # LiteRT's CompiledModel benchmark takes no input shapes
                         raw = {
                             "status": "unsupported",
