@@ -481,6 +481,60 @@ def _battery(sysfs: Path, status: str, current_ua: int, voltage_uv: int = 4_000_
         tmp.replace(bat / name)
 
 
+def test_compare_of_two_energy_runs_calls_energy_up(phone, variants, store_url):
+    """README: two `harness run --energy --rounds 3` runs, then `harness compare A B`:
+    the candidate's device draws 4 W busy where the baseline's drew 2 W (0.5 W idle),
+    so its mJ per inference, judged round by round, is "more" and the cell's verdict
+    "energy up": exit 1. Against a charging run there is no energy verdict, and the
+    note says which side and why."""
+    import threading
+    import time
+
+    sysfs = Path(os.environ["HARNESS_SYSFS"])
+    busy_ua = {"now": 500_000}  # 2 W at 4 V
+
+    def run(status: str = "Discharging") -> str:
+        _battery(sysfs, status, 125_000)
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                busy = list(phone["root"].rglob("energy-busy-*.txt"))
+                _battery(sysfs, status, busy_ua["now"] if busy else 125_000)
+                time.sleep(0.01)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            proc = harness("run", str(variants.manifest_path.parent), "--device",
+                           phone["serial"], "--variants", "int8", "--delegates", "xnnpack",
+                           "--runs", "400", "--min-secs", "3", "--rounds", "3", "--energy",
+                           "--store", store_url, "--json")  # fmt: skip
+        finally:
+            stop.set()
+            watcher.join()
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["run_id"]
+
+    base = run()
+    busy_ua["now"] = 1_000_000  # 4 W
+    more = run()
+    cmp = harness("compare", base, more, "--store", store_url, "--json")
+    assert cmp.returncode == 1, cmp.stderr  # a regression
+    [cell] = json.loads(cmp.stdout)["cells"]
+    e = cell["energy"]
+    assert cell["verdict"] == "energy up" and e["verdict"] == "more"
+    assert e["method"] == "rounds" and e["rounds_baseline"] == e["rounds_candidate"] == 3
+    assert e["change"] > 0.5 and e["ci_low"] > 0.05  # (4-0.5)/(2-0.5) = 2.3x, less noise
+    table = harness("compare", base, more, "--store", store_url)
+    assert "energy" in table.stdout and "energy up" in table.stdout
+    charging = run("Charging")
+    cmp = harness("compare", base, charging, "--store", store_url, "--json")
+    [cell] = json.loads(cmp.stdout)["cells"]
+    assert cell["energy"]["verdict"] is None and cell["verdict"] != "energy up"
+    assert "no verdict: candidate: " in cell["note"] and "Charging" in cell["note"]
+
+
 def test_energy_on_android_from_the_fake_battery(phone, variants, store_url, monkeypatch):
     """--energy through the stand-in: the device samples the daemon's fake battery at
     ~10 Hz, idle first (0.5 W) then during the timed pass, which this test raises to 2 W
