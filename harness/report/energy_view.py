@@ -9,7 +9,7 @@ the battery's status, with the reason when the figure is not meaningful (chargin
 from __future__ import annotations
 
 from harness.cells import CellRecord
-from harness.report.svg import esc
+from harness.report.page import table_section
 
 HEADINGS = (
     "model",
@@ -56,14 +56,11 @@ def energy_section(rows: list[CellRecord]) -> str:
     table = energy_rows(rows)
     if not table:
         return ""
-    head = "".join(f'<th scope="col">{esc(h)}</th>' for h in HEADINGS)
-    body = "".join("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in t) + "</tr>" for t in table)
-    return (
-        '<h3>energy per inference</h3><p class="note">the whole device above its idle '
-        "draw (2 s just before each pass), battery sampled on the device; ⁿ: not "
-        'meaningful (not discharging)</p><div class="scroll"><table class="energy">'
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    note = (
+        "the whole device above its idle draw (2 s just before each pass), battery "
+        "sampled on the device; ⁿ: not meaningful (not discharging)"
     )
+    return table_section("energy per inference", note, HEADINGS, table, "energy")
 
 
 def _num(v, fmt: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 
 from harness.report.svg import esc
 
@@ -125,6 +126,20 @@ def _script_hash(js: str) -> str:
 CSP = (
     f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '{_script_hash(JS)}'"
 )
+
+
+def table_section(
+    title: str, note: str, headings: Sequence[str], rows: Sequence[Sequence[str]], css: str
+) -> str:
+    """An <h3> titled section of the report: a note, then a plain table of text cells
+    (escaped here), scrolling sideways on a narrow screen."""
+    head = "".join(f'<th scope="col">{esc(h)}</th>' for h in headings)
+    body = "".join("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in r) + "</tr>" for r in rows)
+    return (
+        f'<h3>{esc(title)}</h3><p class="note">{esc(note)}</p><div class="scroll">'
+        f'<table class="{esc(css)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+        "</table></div>"
+    )
 
 
 def page(title: str, body: str) -> str:

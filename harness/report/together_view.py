@@ -2,13 +2,13 @@
 as a line (terminal, Markdown) and as an HTML table.
 
 The slowdown shown first is the median of the per-round ratios (harness.measure.
-together): each ratio pairs the two windows of one process at one moment."""
+together): each ratio pairs the two windows of one round, moments apart."""
 
 from __future__ import annotations
 
 from harness.cells import CellRecord
+from harness.report.page import table_section
 from harness.report.recommend import format_us
-from harness.report.svg import esc
 
 HEADINGS = (
     "model",
@@ -75,14 +75,11 @@ def together_section(rows: list[CellRecord]) -> str:
     table = together_rows(rows)
     if not table:
         return ""
-    head = "".join(f'<th scope="col">{esc(h)}</th>' for h in HEADINGS)
-    body = "".join("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in t) + "</tr>" for t in table)
-    return (
-        '<h3>served together</h3><p class="note">each model alone for a window, then all '
-        "of its group at once for a window of the same length, every round (one thread "
-        "each in one process on the Python runner, one benchmark_model process each on "
-        "Android); slowdown: the median over rounds of p50 together / p50 alone; ᵃ: a "
-        "mean (benchmark_model prints aggregates only)</p>"
-        '<div class="scroll"><table class="together">'
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    note = (
+        "each model alone for a window, then all of its group at once for a window of "
+        "the same length, every round (one thread each in one process on the Python "
+        "runner, one benchmark_model process each on Android); slowdown: the median over "
+        "rounds of p50 together / p50 alone; ᵃ: a mean (benchmark_model prints "
+        "aggregates only)"
     )
+    return table_section("served together", note, HEADINGS, table, "together")
