@@ -102,6 +102,29 @@ def test_serve_device_then_run_just_works(variants, tmp_path, user_env):
         assert c["latency_us"]["init"] > 0 and c["peak_rss_mb"] > 0
 
 
+def test_serve_device_then_two_models_together_just_works(variants, tmp_path, user_env):
+    """README: `harness run A B --together --device HOST:PORT` on a bare board: both
+    models served at once by the board's runner, each with its alone window beside."""
+    import shutil
+
+    a, b = tmp_path / "base.tflite", tmp_path / "quant.tflite"
+    shutil.copy(variants.manifest_path.parent / "fp32.tflite", a)
+    shutil.copy(variants.manifest_path.parent / "int8.tflite", b)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with serve_device(user_env, "--root", tmp_path / "board", "--no-auth") as serial:
+        proc = harness("run", a, b, "--together", "--device", serial, "--delegates",
+                       "xnnpack", "--rounds", "2", "--min-secs", "0.6", "--store", url,
+                       "--json", env=user_env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    cells = {c["model"]: c for c in json.loads(proc.stdout)["cells"]}
+    assert set(cells) == {"base", "quant"}
+    for model, c in cells.items():
+        assert (c["device"], c["status"]) == (serial, "ok"), c
+        t = c["extra"]["together"]
+        assert t["with"] == [{"base": "quant", "quant": "base"}[model]]
+        assert t["requests"] == c["latency_us"]["n"] > 0 and len(t["slowdown_rounds"]) == 2
+
+
 def test_a_board_whose_python_lacks_the_runtime_is_one_line_and_exit_3(
     variants, tmp_path, user_env, bare_python
 ):
