@@ -110,9 +110,9 @@ def _android_options(command):
 @click.option(
     "--together",
     is_flag=True,
-    help="Serve the MODELS at once, one thread each, for a window per round (--min-secs, "
-    "else 1 s), after each alone for the same window: each model's latency under "
-    "contention and its slowdown against alone.",
+    help="Serve the MODELS at once (a thread each; Android: a benchmark_model process "
+    "each) for a window per round (--min-secs, else 1 s), after each alone for the same "
+    "window: each model's latency under contention and its slowdown against alone.",
 )
 @click.option(
     "--runs",
