@@ -201,8 +201,7 @@ def run_sweep(
     references = _stored_references(store, run_id, cells, done) if data else {}
 
     job, cell_of, refused = [], {}, []
-    partners: dict[str, list[str]] = {}
-    slot_models: dict[tuple, list[str]] = {}
+    slot_models: dict[tuple, list[str]] = {}  # --together: which models share a setting
     for c in cells:
         slot_models.setdefault(c.slot, []).append(c.model)
     no_energy = _energy_refusal(device, spec)
@@ -225,8 +224,6 @@ def run_sweep(
         # a concurrency cell is a load of its own and is not interleaved
         ab = len(spec.models) > 1 and c.concurrency == 1
         group = "|".join(map(str, c.slot)) if ab else None
-        if spec.together:  # which models it is served with, for its record
-            partners[f"c{i}"] = [m for m in slot_models[c.slot] if m != c.model]
         jc = JobCell(
             f"c{i}",
             v.path,
@@ -273,8 +270,8 @@ def run_sweep(
             if (c.variant, c.delegate) == REFERENCE and c.model not in references:
                 references[c.model] = outputs if raw.get("status") == "ok" else None
             v = by_name[(c.model, c.variant)]
-            if isinstance(raw.get("together"), dict):
-                raw["together"]["with"] = partners.get(jc.id, [])
+            if isinstance(raw.get("together"), dict):  # the models it was served with
+                raw["together"]["with"] = [m for m in slot_models[c.slot] if m != c.model]
             record = summarize(
                 c,
                 v.info.sha256,
